@@ -1,0 +1,11 @@
+"""DL Playground's engine: specs, graphs, datasets, training and session files. No Qt, ever."""
+from __future__ import annotations
+
+from .errors import EngineError, GraphError, SessionFileError, SpecError
+from .spec import FORMAT_VERSION, SessionSpec, load_spec_json, parse_spec
+from .trainer import Checkpoint, Configure, Snapshot, Trainer
+
+__all__ = [
+    "FORMAT_VERSION", "Checkpoint", "Configure", "EngineError", "GraphError", "SessionFileError", "SessionSpec",
+    "Snapshot", "SpecError", "Trainer", "load_spec_json", "parse_spec",
+]

@@ -1,0 +1,229 @@
+"""Command line: ``python -m engine presets | info FILE [--json] | train SOURCE [...]``."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, NoReturn, Sequence
+
+from .errors import EngineError, SpecError
+from .graph import check_spec
+from .layers import fmt_shape
+from .presets import load_preset, preset_names
+from .session import Session, atomic_write, is_session_file, load_session, save_session
+from .spec import FEATURE_LABELS, SessionSpec, load_spec_json
+
+EXIT_OK, EXIT_INVALID, EXIT_DIVERGED = 0, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"error: arguments: {message} (see --help)", file=sys.stderr)
+        sys.exit(EXIT_INVALID)
+
+
+def resolve(source: str) -> Session:
+    """A preset name, a spec JSON file or a .dlp session file, loaded and validated."""
+    path = Path(source)
+    if path.is_file():
+        if is_session_file(path):
+            return load_session(path)
+        return Session(load_spec_json(path), None, {})
+    if path.suffix in (".json", ".dlp") or "/" in source or "\\" in source:
+        raise SpecError(path.name, "no such file")
+    return Session(load_preset(source), None, {})
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _last(values: Sequence[float]) -> float | None:
+    return _finite(float(values[-1])) if len(values) else None
+
+
+def _describe(spec: SessionSpec, session: Session) -> dict[str, Any]:
+    info = check_spec(spec)
+    ds = spec.dataset
+    ck = session.checkpoint
+    hist = ck.history if ck is not None else {}
+    out: dict[str, Any] = {
+        "name": spec.name, "format_version": spec.format_version, "task": ds.task,
+        "epochs": ck.epoch if ck else 0, "steps": ck.step if ck else 0,
+        "status": ck.status if ck else "ready", "has_weights": ck is not None,
+        "dataset": ds.model_dump(mode="json"), "optimizer": spec.optimizer.model_dump(mode="json"),
+        "schedule": spec.schedule.model_dump(mode="json"), "loss": spec.loss,
+        "regularization": spec.regularization.model_dump(mode="json"),
+        "training": spec.training.model_dump(mode="json"),
+        "parameters": info.total_params,
+        "nodes": [{"id": n, "op": info.nodes[n].op, "shape": list(info.nodes[n].shape),
+                   "parameters": info.nodes[n].n_params} for n in info.order],
+        "train_loss": _last(hist.get("epoch_train_loss", [])), "test_loss": _last(hist.get("epoch_test_loss", [])),
+    }
+    if ds.task == "classification":
+        out["train_accuracy"] = _last(hist.get("epoch_train_accuracy", []))
+        out["test_accuracy"] = _last(hist.get("epoch_test_accuracy", []))
+    return out
+
+
+def _fmt(v: float | None, pct: bool = False) -> str:
+    if v is None:
+        return "—"
+    return f"{100 * v:.1f}%" if pct else f"{v:.4g}"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    session = resolve(args.file)
+    d = _describe(session.spec, session)
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return EXIT_OK
+    spec, ds = session.spec, session.spec.dataset
+    feats = ", ".join(FEATURE_LABELS[f] for f in ds.features)
+    extra = f", {ds.classes} classes" if ds.name == "spiral3" else ""
+    opt = ", ".join(f"{k}={v}" for k, v in d["optimizer"].items() if k != "kind")
+    print(f"{spec.name or Path(args.file).stem}" + (f" — {spec.description}" if spec.description else ""))
+    print(f"dataset    {ds.kind} {ds.name} ({ds.task}): {ds.samples} points, noise {ds.noise:g}%, "
+          f"{ds.train_fraction:.0%} train, features {feats}{extra}, seed {ds.seed}")
+    print(f"model      {len(d['nodes'])} nodes, {d['parameters']:,} parameters")
+    for n in d["nodes"]:
+        print(f"  {n['id']:<14} {n['op']:<11} {fmt_shape(tuple(n['shape'])):<12} {n['parameters']:>8,} params")
+    print(f"loss       {spec.loss}")
+    print(f"optimizer  {spec.optimizer.kind} {opt}; schedule {spec.schedule.kind}")
+    reg = spec.regularization
+    print(f"regularize l1={reg.l1:g} l2={reg.l2:g} weight_decay={reg.weight_decay:g} grad_clip={reg.grad_clip} "
+          f"early_stopping={'on' if reg.early_stopping else 'off'}")
+    t = spec.training
+    print(f"training   batch {t.batch_size}, {t.epochs} epochs by default, seed {t.seed}, {t.device}")
+    line = f"progress   epoch {d['epochs']}, step {d['steps']}, {d['status']}"
+    if d["has_weights"]:
+        line += f"; train loss {_fmt(d['train_loss'])}, test loss {_fmt(d['test_loss'])}"
+        if "test_accuracy" in d:
+            line += f", test accuracy {_fmt(d['test_accuracy'], pct=True)}"
+    else:
+        line += " (no weights: a spec)"
+    print(line)
+    return EXIT_OK
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    for name in preset_names():
+        print(name)
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .trainer import Trainer
+
+    session = resolve(args.source)
+    spec = session.spec
+    ck = session.checkpoint
+    training: dict[str, Any] = {}
+    if args.seed is not None:
+        if ck is not None and ck.step > 0:
+            raise SpecError("--seed", "this session has already trained; its seed cannot change now")
+        training["seed"] = args.seed
+    if args.device is not None:
+        training["device"] = args.device
+    if training:
+        spec = spec.model_copy(update={"training": spec.training.model_copy(update=training)})
+        if ck is not None:
+            ck = type(ck)(**{**ck.__dict__, "spec": spec})
+    torch.set_num_threads(1)  # tiny networks are op-bound; a second thread only adds contention
+    trainer = Trainer(spec, probes=False, checkpoint=ck)
+    if args.steps is not None:
+        total, unit, limit = args.steps, "step", {"steps": args.steps}
+    else:
+        n = args.epochs if args.epochs is not None else spec.training.epochs
+        total, unit, limit = n, "epoch", {"epochs": n}
+    start_step, start_epoch = trainer.step, trainer.epoch
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=total, unit=unit, file=sys.stderr, mininterval=0.25, dynamic_ncols=True,
+                   desc=spec.name or "train")
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        for snap in trainer.run(**limit, snapshot_every=0.1):
+            if bar is not None:
+                bar.n = (snap.step - start_step) if unit == "step" else (snap.epoch - start_epoch)
+                if len(snap.step_loss):
+                    bar.set_postfix(loss=f"{snap.step_loss[-1]:.4f}", refresh=False)
+                bar.refresh()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - t0
+    final = trainer.evaluate()
+    if args.out:
+        save_session(args.out, trainer.spec, trainer.checkpoint(), ui=session.ui)
+    if args.metrics_json:
+        _write_metrics(Path(args.metrics_json), trainer, final, wall)
+    if not args.quiet:
+        acc = f", test accuracy {final['test_accuracy']:.1%}" if "test_accuracy" in final else ""
+        print(f"epoch {trainer.epoch}, step {trainer.step}: train loss {final['train_loss']:.4g}, "
+              f"test loss {final['test_loss']:.4g}{acc} ({wall:.1f} s)")
+    if trainer.status in ("diverged", "early_stopped"):
+        print(trainer.message, file=sys.stderr)
+    if interrupted:
+        print("interrupted" + (f"; saved to {args.out}" if args.out else ""), file=sys.stderr)
+        return 130
+    return EXIT_DIVERGED if trainer.status == "diverged" else EXIT_OK
+
+
+def _write_metrics(path: Path, trainer: Any, final: dict[str, float], wall: float) -> None:
+    h = trainer.history
+    data: dict[str, Any] = {
+        "epochs": trainer.epoch, "steps": trainer.step, "wall_seconds": wall,
+        "train_loss": _finite(final["train_loss"]), "test_loss": _finite(final["test_loss"]),
+    }
+    if "test_accuracy" in final:
+        data["train_accuracy"] = _finite(final["train_accuracy"])
+        data["test_accuracy"] = _finite(final["test_accuracy"])
+    data["history"] = {k: [_finite(v) for v in h[k]] for k in ("step_loss", "epoch_train_loss", "epoch_test_loss")}
+    text = json.dumps(data, allow_nan=False).encode()
+    atomic_write(path, lambda f: f.write(text))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m engine", description="DL Playground engine: train sessions headless.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("presets", help="list preset names, one per line").set_defaults(func=cmd_presets)
+    info = sub.add_parser("info", help="validate a session or spec and summarise it")
+    info.add_argument("file", help="a .dlp session, a spec JSON or a preset name")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.set_defaults(func=cmd_info)
+    tr = sub.add_parser("train", help="train a preset, spec or session; a session with weights continues")
+    tr.add_argument("source", help="a preset name, a spec JSON or a .dlp session")
+    length = tr.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, help="epochs to train (default: the spec's training.epochs)")
+    length.add_argument("--steps", type=int, help="minibatch steps to train")
+    tr.add_argument("--seed", type=int, help="training seed (not for a session that has trained)")
+    tr.add_argument("--device", choices=["cpu", "cuda"], help="where to train")
+    tr.add_argument("--out", help="save the session (.dlp) here when done")
+    tr.add_argument("--metrics-json", help="write losses, accuracies and history as JSON here")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    tr.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for flag in ("epochs", "steps", "seed"):
+        value = getattr(args, flag, None)
+        if value is not None and (value < (0 if flag == "seed" else 1) or value > (2**32 - 1)):
+            print(f"error: --{flag.replace('_', '-')}: {value} is out of range", file=sys.stderr)
+            return EXIT_INVALID
+    try:
+        return args.func(args)
+    except EngineError as exc:
+        print(f"error: {exc.what}: {exc.why}", file=sys.stderr)
+        return EXIT_INVALID

@@ -1,0 +1,226 @@
+"""The model graph: a networkx DiGraph of layer nodes, validated, shape-checked and built into torch."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import networkx as nx
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from .errors import GraphError, SpecError, format_pydantic
+from .layers import OPS, BuildContext, Params, Shape, ShapeError, fmt_shape
+
+if TYPE_CHECKING:
+    from .spec import ModelSpec, SessionSpec
+
+MAX_PARAMS = 20_000_000
+_RESERVED = frozenset(dir(nn.ModuleDict()))
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """A validated node: its params, inputs (in edge order), output shape and parameter count."""
+
+    id: str
+    index: int  # position in spec.model.nodes, for error paths
+    op: str
+    params: Params
+    inputs: tuple[str, ...]
+    shape: Shape
+    n_params: int
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """The result of validating a model graph: topological order, shapes and counts."""
+
+    graph: nx.DiGraph
+    order: tuple[str, ...]
+    nodes: dict[str, NodeInfo]
+    input_id: str
+    output_id: str
+    total_params: int
+
+    def is_chain(self) -> bool:
+        """True when the graph is a plain stack of layers (no branches or merges)."""
+        return all(self.graph.in_degree(n) <= 1 and self.graph.out_degree(n) <= 1 for n in self.order)
+
+
+def to_networkx(model: ModelSpec) -> nx.DiGraph:
+    """Build the DiGraph of a model spec; nodes carry ``op``, ``params``, ``position`` and ``index``."""
+    g = nx.DiGraph()
+    for i, node in enumerate(model.nodes):
+        if node.id in g:
+            raise GraphError(f"model.nodes[{i}].id", f"duplicate id '{node.id}'")
+        if node.id in _RESERVED:
+            raise GraphError(f"model.nodes[{i}].id", f"'{node.id}' is a reserved name; choose another id")
+        g.add_node(node.id, op=node.op, params=node.params, position=node.position, index=i)
+    for j, (src, dst) in enumerate(model.edges):
+        for end in (src, dst):
+            if end not in g:
+                raise GraphError(f"model.edges[{j}]", f"unknown node '{end}'")
+        if src == dst:
+            raise GraphError(f"model.edges[{j}]", f"'{src}' is wired to itself")
+        if g.has_edge(src, dst):
+            raise GraphError(f"model.edges[{j}]", f"'{src}' → '{dst}' appears twice")
+        g.add_edge(src, dst)
+    return g
+
+
+def analyse(model: ModelSpec, input_shape: Shape) -> GraphInfo:
+    """Validate ops, params, wiring and acyclicity; infer every node's shape and parameter count."""
+    g = to_networkx(model)
+    params: dict[str, Params] = {}
+    for node in model.nodes:
+        path = f"model.nodes[{g.nodes[node.id]['index']}]"
+        op = OPS.get(node.op)
+        if op is None:
+            raise GraphError(f"{path}.op", f"unknown op '{node.op}' (known: {', '.join(sorted(OPS))})")
+        try:
+            params[node.id] = op.params.model_validate(node.params)
+        except ValidationError as exc:
+            raise format_pydantic(exc, f"{path}.params") from None
+
+    for kind in ("input", "output"):
+        found = [n for n in g if g.nodes[n]["op"] == kind]
+        if not found:
+            raise GraphError("model", f"no {kind} node: a network needs exactly one")
+        if len(found) > 1:
+            raise GraphError("model", f"{len(found)} {kind} nodes ({', '.join(found)}): a network has exactly one")
+    input_id = next(n for n in g if g.nodes[n]["op"] == "input")
+    output_id = next(n for n in g if g.nodes[n]["op"] == "output")
+
+    try:
+        cycle = nx.find_cycle(g)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        loop = " → ".join([e[0] for e in cycle] + [cycle[0][0]])
+        raise GraphError("model.edges", f"cycle {loop}: a feed-forward network cannot loop")
+
+    for n in g:
+        path = f"model.nodes[{g.nodes[n]['index']}]"
+        op = OPS[g.nodes[n]["op"]]
+        lo, hi = op.inputs
+        k = g.in_degree(n)
+        if k < lo or (hi is not None and k > hi):
+            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo}–{hi}")
+            raise GraphError(path, f"{n} ({op.name}) takes {want} input{'s' if want != '1' else ''} but has {k}")
+    reach = nx.descendants(g, input_id) | {input_id}
+    for n in g:
+        if n not in reach:
+            raise GraphError(f"model.nodes[{g.nodes[n]['index']}]", f"{n} is not connected to the input {input_id}")
+        if n != output_id and not nx.has_path(g, n, output_id):
+            raise GraphError(f"model.nodes[{g.nodes[n]['index']}]", f"{n} does not lead to the output {output_id}")
+
+    order = tuple(nx.topological_sort(g))
+    infos: dict[str, NodeInfo] = {}
+    total = 0
+    for n in order:
+        op = OPS[g.nodes[n]["op"]]
+        inputs = tuple(g.predecessors(n))
+        in_shapes = [infos[p].shape for p in inputs]
+        path = f"model.nodes[{g.nodes[n]['index']}]"
+        try:
+            shape = input_shape if op.name == "input" else op.shape(params[n], in_shapes)
+        except ShapeError as exc:
+            raise GraphError(path, f"{n} {exc}") from None
+        count = op.count(params[n], in_shapes)
+        total += count
+        if total > MAX_PARAMS:
+            raise GraphError(path, f"{n} brings the network to {total:,} parameters; the limit is {MAX_PARAMS:,}")
+        infos[n] = NodeInfo(n, g.nodes[n]["index"], op.name, params[n], inputs, shape, count)
+    return GraphInfo(g, order, infos, input_id, output_id, total)
+
+
+# Which output activations suit which task and loss; the values are the label encodings.
+HEADS = {
+    ("classification", "softmax"): {"cross_entropy", "mse"},
+    ("classification", "sigmoid"): {"bce", "mse"},
+    ("classification", "tanh"): {"mse"},
+    ("classification", "linear"): {"bce", "mse"},
+    ("regression", "tanh"): {"mse"},
+    ("regression", "linear"): {"mse"},
+}
+
+
+def head_units(spec: SessionSpec) -> int:
+    """How many output units the head needs: K for softmax, 1 otherwise."""
+    act = output_activation(spec)
+    return spec.dataset.n_classes if act == "softmax" else 1
+
+
+def output_activation(spec: SessionSpec) -> str:
+    node = next(n for n in spec.model.nodes if n.op == "output")
+    return str(node.params.get("activation", "tanh"))
+
+
+def check_spec(spec: SessionSpec) -> GraphInfo:
+    """Validate the model graph against the dataset, the head and the loss."""
+    from .datasets import input_shape
+
+    info = analyse(spec.model, input_shape(spec.dataset))
+    out = info.nodes[info.output_id]
+    act = out.params.activation  # type: ignore[attr-defined]
+    task = spec.dataset.task
+    path = f"model.nodes[{out.index}].params.activation"
+    losses = HEADS.get((task, act))
+    if losses is None:
+        raise SpecError(path, f"{act} does not suit {task}; use {' or '.join(a for t, a in HEADS if t == task)}")
+    if act in ("sigmoid", "tanh", "linear") and task == "classification" and spec.dataset.n_classes != 2:
+        raise SpecError(path, f"{act} separates two classes but {spec.dataset.name} has {spec.dataset.n_classes}; use softmax")
+    if spec.loss not in losses:
+        raise SpecError("loss", f"{spec.loss} does not fit a {act} output; use {' or '.join(sorted(losses))}")
+    if info.total_params == 0:
+        raise GraphError("model", "the network has no trainable parameters: add a dense layer")
+    units = head_units(spec)
+    if out.shape != (units,):
+        feeder = info.nodes[out.inputs[0]]
+        raise GraphError(
+            f"model.nodes[{out.index}]",
+            f"{out.id} expects {fmt_shape((units,))} but gets {fmt_shape(out.shape)}: "
+            f"give {feeder.id} {units} unit{'s' if units > 1 else ''}",
+        )
+    return info
+
+
+class GraphModule(nn.Module):
+    """Runs the graph in topological order; ``forward_all`` exposes every node's output."""
+
+    def __init__(self, info: GraphInfo, ctx: BuildContext) -> None:
+        super().__init__()
+        self.info = info
+        layers = {}
+        for n in info.order:
+            node = info.nodes[n]
+            layers[n] = OPS[node.op].build(node.params, [info.nodes[p].shape for p in node.inputs], ctx)
+        self.layers = nn.ModuleDict(layers)
+        # A plain stack skips the dict bookkeeping: per-op overhead dominates tiny networks.
+        skip = {info.input_id, info.output_id}
+        self._chain = [self.layers[n] for n in info.order if n not in skip] if info.is_chain() else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._chain is not None:
+            for layer in self._chain:
+                x = layer(x)
+            return x
+        return self.forward_all(x)[self.info.output_id]
+
+    def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every node's output for input x, keyed by node id."""
+        values = {self.info.input_id: x}
+        for n in self.info.order[1:]:
+            values[n] = self.layers[n](*(values[p] for p in self.info.nodes[n].inputs))
+        return values
+
+    def penalized_parameters(self) -> list[torch.Tensor]:
+        """The weights L1/L2 and weight decay act on (never biases or norm gains)."""
+        out = []
+        for n in self.info.order:
+            for name in OPS[self.info.nodes[n].op].penalized:
+                p = getattr(self.layers[n], name, None)
+                if p is not None:
+                    out.append(p)
+        return out

@@ -1,0 +1,56 @@
+"""The task head: label encoding, loss, output values and accuracy for each (output, loss) pair."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .graph import output_activation
+from .spec import SessionSpec
+
+
+class Head:
+    """Turns the output node's pre-activation ``z`` (B, C) into losses, predictions and accuracy."""
+
+    def __init__(self, spec: SessionSpec) -> None:
+        self.task = spec.dataset.task
+        self.activation = output_activation(spec)
+        self.loss_name = spec.loss
+        self.n_classes = spec.dataset.n_classes
+        # ±1 targets for squared error on tanh/linear (TensorFlow Playground's convention), 0/1 otherwise.
+        self.pm1 = self.task == "classification" and self.loss_name == "mse" and self.activation in ("tanh", "linear")
+
+    def targets(self, y: np.ndarray, device: torch.device) -> torch.Tensor:
+        """Encode dataset labels as the loss expects them."""
+        t = torch.from_numpy(np.ascontiguousarray(y)).to(device)
+        if self.task == "regression":
+            return t.float().unsqueeze(1)  # (B, 1)
+        if self.activation == "softmax":
+            return t.long() if self.loss_name == "cross_entropy" else F.one_hot(t.long(), self.n_classes).float()
+        t = t.float().unsqueeze(1)  # (B, 1) in {0, 1}
+        return t * 2 - 1 if self.pm1 else t
+
+    def output(self, z: torch.Tensor) -> torch.Tensor:
+        """The network's output after the head's activation (probabilities, ±1 scores or values)."""
+        a = self.activation
+        if a == "softmax":
+            return torch.softmax(z, dim=1)
+        if a == "sigmoid":
+            return torch.sigmoid(z)
+        if a == "tanh":
+            return torch.tanh(z)
+        return z
+
+    def loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Mean loss of a batch; cross-entropies are computed from logits for stability."""
+        if self.loss_name == "cross_entropy":
+            return F.cross_entropy(z, t)
+        if self.loss_name == "bce":
+            return F.binary_cross_entropy_with_logits(z, t)
+        return F.mse_loss(self.output(z), t)
+
+    def correct(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-sample correctness (bool) against class indices ``y``."""
+        if self.activation == "softmax":
+            return z.argmax(dim=1) == y
+        return (z[:, 0] > 0) == (y > 0)  # every binary head decides at z = 0

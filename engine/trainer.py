@@ -1,0 +1,418 @@
+"""The trainer: runs minibatch steps, applies commands between steps, yields snapshots."""
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .datasets import make_dataset
+from .errors import SessionFileError, SpecError
+from .graph import GraphModule, check_spec
+from .head import Head
+from .layers import BuildContext
+from .optim import decays_natively, lr_factor, make_optimizer, update_hyper
+from .probes import Prober, ProbeResult
+from .regularizers import EarlyStopper, penalty
+from .spec import OptimizerSpec, Regularization, ScheduleSpec, SessionSpec
+
+HISTORY_KEYS = ("step_loss", "epoch_train_loss", "epoch_test_loss", "epoch_train_accuracy", "epoch_test_accuracy")
+PROBE_BUDGET = 0.03  # automatic probes take at most this share of training time
+
+
+@dataclass(frozen=True)
+class Configure:
+    """A live change applied at the next step boundary; weights are kept."""
+
+    optimizer: OptimizerSpec | None = None
+    schedule: ScheduleSpec | None = None
+    regularization: Regularization | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a view needs, as owned copies. History travels as deltas since the previous snapshot."""
+
+    run_id: int
+    step: int
+    epoch: int
+    status: str  # ready | running | finished | diverged | early_stopped
+    message: str
+    lr: float
+    elapsed: float  # seconds spent training this session
+    step_start: int  # index of step_loss[0] in the whole history
+    step_loss: np.ndarray
+    epoch_start: int
+    epochs: dict[str, np.ndarray]  # epoch_* history rows since epoch_start
+    probe: ProbeResult | None
+
+    def absorb(self, older: Snapshot) -> Snapshot:
+        """This snapshot with an older, undrawn one's deltas prepended (a latest-slot replacing unread data)."""
+        if older.run_id != self.run_id:
+            return self
+        epochs = {k: np.concatenate([older.epochs[k], v]) for k, v in self.epochs.items()}
+        return Snapshot(self.run_id, self.step, self.epoch, self.status, self.message, self.lr, self.elapsed,
+                        older.step_start, np.concatenate([older.step_loss, self.step_loss]),
+                        older.epoch_start, epochs, self.probe or older.probe)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything needed to continue a run bit-identically, as owned CPU copies."""
+
+    spec: SessionSpec
+    step: int
+    epoch: int
+    batch_index: int
+    elapsed: float
+    status: str
+    message: str
+    weights: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    rng: dict[str, torch.Tensor]  # shuffle and dropout generator states, the current epoch's permutation
+    early: dict[str, float]
+    best_weights: dict[str, torch.Tensor] | None
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+_run_ids = iter(range(1, 1 << 62))
+
+
+class Trainer:
+    """Owns one run: model, optimizer, data, history. Drive it with ``run()``; ``post()`` is thread-safe."""
+
+    def __init__(self, spec: SessionSpec, *, probes: bool = True, checkpoint: Checkpoint | None = None) -> None:
+        self.info = check_spec(spec)
+        if spec.training.device == "cuda" and not torch.cuda.is_available():
+            raise SpecError("training.device", "CUDA is not available on this machine; use cpu")
+        self.spec = spec
+        self.device = torch.device(spec.training.device)
+        self.data = make_dataset(spec.dataset)
+        self.head = Head(spec)
+        self.n_train = len(self.data.y_train)
+        self.steps_per_epoch = math.ceil(self.n_train / spec.training.batch_size)
+        dev = self.device
+        self.x_train = torch.from_numpy(self.data.x_train).to(dev)
+        self.x_test = torch.from_numpy(self.data.x_test).to(dev)
+        self.t_train = self.head.targets(self.data.y_train, dev)
+        self.t_test = self.head.targets(self.data.y_test, dev)
+        self.y_train = torch.from_numpy(self.data.y_train).to(dev)
+        self.y_test = torch.from_numpy(self.data.y_test).to(dev)
+        self.probes_on = probes
+        self._commands: queue.SimpleQueue[Configure] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # held during a step; checkpoints wait for a step boundary
+        self.reset()
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    # --- set-up ----------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Start over from the same initial weights (the seed decides them)."""
+        seed = self.spec.training.seed
+        self.dropout_rng = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.shuffle_rng = torch.Generator().manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):  # seeded init that leaves the global RNG alone
+            torch.manual_seed(seed)
+            self.model = GraphModule(self.info, BuildContext(generator=self.dropout_rng)).to(self.device)
+        self.model.train()
+        self.decay_weights = self.model.penalized_parameters()
+        self.params = list(self.model.parameters())
+        self.optimizer = make_optimizer(self.spec.optimizer, self.model, self.spec.regularization.weight_decay)
+        self.run_id = next(_run_ids)
+        self.step = 0
+        self.epoch = 0
+        self.batch_index = 0
+        self.perm: torch.Tensor | None = None
+        self.elapsed = 0.0
+        self.status = "ready"
+        self.message = ""
+        self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+        self.early = EarlyStopper()
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self._sent_steps = 0
+        self._sent_epochs = 0
+        self._lr = -1.0
+        self._set_lr()
+        self.prober = (Prober(self.model, self.head, self.spec.dataset.features, self.x_train,
+                              self.spec.training.probe_grid, self.spec.training.neuron_grid)
+                       if self.probes_on else None)
+        self.probe: ProbeResult | None = None
+        self._next_probe = 0
+        self._probe_seconds = 0.0
+
+    def _set_lr(self) -> None:
+        lr = self.spec.optimizer.lr * lr_factor(self.spec.schedule, self.step, self.steps_per_epoch)
+        if lr != self._lr:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self._lr = lr
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    # --- commands --------------------------------------------------------------------------------
+
+    def post(self, command: Configure) -> None:
+        """Queue a live change; it takes effect at the next step boundary (safe from any thread)."""
+        self._commands.put(command)
+
+    def configure(self, command: Configure) -> None:
+        """Apply a live change now (call between steps, from the training thread)."""
+        updates: dict[str, Any] = {}
+        reg = command.regularization or self.spec.regularization
+        if command.optimizer is not None:
+            updates["optimizer"] = command.optimizer
+        if command.schedule is not None:
+            updates["schedule"] = command.schedule
+        if command.regularization is not None:
+            updates["regularization"] = command.regularization
+        old = self.spec.optimizer
+        self.spec = self.spec.model_copy(update=updates)
+        new = self.spec.optimizer
+        if new.kind != old.kind:
+            self.optimizer = make_optimizer(new, self.model, reg.weight_decay)  # a new kind starts fresh state
+            self.message = f"optimizer changed to {new.kind}; its state starts fresh"
+        self._lr = -1.0
+        self._set_lr()
+        update_hyper(self.optimizer, new, self._lr, reg.weight_decay)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            self.configure(cmd)
+
+    # --- training --------------------------------------------------------------------------------
+
+    def train_step(self) -> bool:
+        """One minibatch step. Returns False (and sets status) when training must stop."""
+        with self._lock:
+            return self._step()
+
+    def _step(self) -> bool:
+        spec = self.spec
+        if self.batch_index == 0 or self.perm is None:
+            self.perm = torch.randperm(self.n_train, generator=self.shuffle_rng).to(self.device)
+        bs = spec.training.batch_size
+        idx = self.perm[self.batch_index * bs:(self.batch_index + 1) * bs]
+        if spec.schedule.kind != "constant":
+            self._set_lr()
+        z = self.model(self.x_train[idx])
+        loss = self.head.loss(z, self.t_train[idx])
+        value = loss.item()
+        if not math.isfinite(value):
+            return self._diverged(f"the loss became {value}")
+        reg = spec.regularization
+        extra = penalty(self.decay_weights, reg.l1, reg.l2) if (reg.l1 or reg.l2) else None
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss if extra is None else loss + extra).backward()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        if not math.isfinite(norm.item()):
+            return self._diverged("a gradient became non-finite")
+        if reg.grad_clip is not None:
+            torch.nn.utils.clip_grads_with_norm_(self.params, reg.grad_clip, norm, foreach=True)
+        if reg.weight_decay and not decays_natively(spec.optimizer):
+            torch._foreach_mul_(self.decay_weights, 1.0 - self._lr * reg.weight_decay)
+        self.optimizer.step()
+        self.history["step_loss"].append(value)
+        self.step += 1
+        self.batch_index += 1
+        if self.batch_index >= self.steps_per_epoch:
+            self.batch_index = 0
+            self.epoch += 1
+            return self._end_epoch()
+        return True
+
+    def _diverged(self, why: str) -> bool:
+        self.status = "diverged"
+        self.message = (f"diverged at step {self.step + 1} (epoch {self.epoch + 1}): {why}; "
+                        f"try a lower learning rate (now {self._lr:g})")
+        return False
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Full-set train and test loss (and accuracy) in eval mode."""
+        self.model.eval()
+        try:
+            out = {}
+            for name, x, t, y in (("train", self.x_train, self.t_train, self.y_train),
+                                  ("test", self.x_test, self.t_test, self.y_test)):
+                z = self.model(x)
+                out[f"{name}_loss"] = self.head.loss(z, t).item()
+                if self.head.task == "classification":
+                    out[f"{name}_accuracy"] = self.head.correct(z, y).float().mean().item()
+            return out
+        finally:
+            self.model.train()
+
+    def _end_epoch(self) -> bool:
+        m = self.evaluate()
+        h = self.history
+        h["epoch_train_loss"].append(m["train_loss"])
+        h["epoch_test_loss"].append(m["test_loss"])
+        h["epoch_train_accuracy"].append(m.get("train_accuracy", math.nan))
+        h["epoch_test_accuracy"].append(m.get("test_accuracy", math.nan))
+        if not math.isfinite(m["train_loss"]):
+            return self._diverged(f"the training loss became {m['train_loss']}")
+        rule = self.spec.regularization.early_stopping
+        if rule is None:
+            return True
+        improved, stop = self.early.update(rule, m["test_loss"], self.epoch)
+        if improved and rule.restore_best:
+            self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        if stop:
+            self.status = "early_stopped"
+            self.message = (f"stopped early at epoch {self.epoch}: test loss has not improved for {rule.patience} "
+                            f"epochs (best {self.early.best:.4g} at epoch {self.early.best_epoch})")
+            if rule.restore_best and self.best_weights is not None:
+                self.model.load_state_dict(self.best_weights)
+                self.message += "; best weights restored"
+            return False
+        return True
+
+    def run(self, *, steps: int | None = None, epochs: int | None = None,
+            snapshot_every: float = 1 / 30) -> Iterator[Snapshot]:
+        """Train until `steps` more steps or `epochs` more epochs (forever if neither), stopping early on
+        divergence or early stopping. Yields a snapshot at most every `snapshot_every` seconds and at the end.
+        Closing the generator stops at the step boundary it is at."""
+        end_step = None if steps is None else self.step + steps
+        end_epoch = None if epochs is None else self.epoch + epochs
+        self.status, self.message = "running", ""
+        if self.prober is not None and self.probe is None:
+            self._run_probe()
+        last = time.perf_counter()
+        t0 = last
+        try:
+            while True:
+                if end_step is not None and self.step >= end_step:
+                    break
+                if end_epoch is not None and self.epoch >= end_epoch:
+                    break
+                if not self._commands.empty():
+                    self._drain()
+                with self._lock:
+                    ok = self._step()
+                    if self.prober is not None and self.step >= self._next_probe:
+                        self._run_probe()
+                if not ok:
+                    break
+                now = time.perf_counter()
+                if now - last >= snapshot_every:
+                    self.elapsed += now - t0
+                    t0 = last = now
+                    yield self.snapshot()
+            if self.status == "running":
+                self.status = "finished"
+            if self.prober is not None and (self.probe is None or self.probe.step != self.step):
+                self._run_probe()
+        finally:
+            self.elapsed += time.perf_counter() - t0
+        yield self.snapshot()
+
+    def _run_probe(self) -> None:
+        t = time.perf_counter()
+        self.probe = self.prober.run(self.step)  # type: ignore[union-attr]
+        spent = time.perf_counter() - t
+        self._probe_seconds += spent
+        every = self.spec.training.probe_every
+        if every == 0:
+            # Space probes so they cost ≤ PROBE_BUDGET of training time, measured from the steps so far.
+            per_step = self.elapsed / self.step if self.step and self.elapsed > 0 else 1e-4
+            every = max(1, math.ceil(spent / (PROBE_BUDGET * per_step)))
+        self._next_probe = self.step + every
+
+    def probe_now(self) -> ProbeResult | None:
+        """Probe the current model (for a view that opens between runs)."""
+        if self.prober is None:
+            return None
+        with self._lock:
+            self._run_probe()
+        return self.probe
+
+    # --- outputs ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """A snapshot with the history recorded since the previous one."""
+        h = self.history
+        s0, e0 = self._sent_steps, self._sent_epochs
+        snap = Snapshot(
+            self.run_id, self.step, self.epoch, self.status, self.message, self._lr, self.elapsed,
+            s0, np.array(h["step_loss"][s0:], dtype=np.float64),
+            e0, {k: np.array(h[k][e0:], dtype=np.float64) for k in HISTORY_KEYS[1:]},
+            self.probe,
+        )
+        self._sent_steps, self._sent_epochs = len(h["step_loss"]), len(h["epoch_train_loss"])
+        return snap
+
+    def history_arrays(self) -> dict[str, np.ndarray]:
+        return {k: np.array(v, dtype=np.float64) for k, v in self.history.items()}
+
+    def checkpoint(self) -> Checkpoint:
+        """A consistent copy of the whole state, taken between steps (safe from any thread)."""
+        with self._lock:
+            return Checkpoint(
+                spec=self.spec, step=self.step, epoch=self.epoch, batch_index=self.batch_index,
+                elapsed=self.elapsed, status=self.status, message=self.message,
+                weights={k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
+                optimizer=_clone_state(self.optimizer.state_dict()),
+                rng={"shuffle": self.shuffle_rng.get_state().clone(),
+                     "dropout": self.dropout_rng.get_state().clone().cpu(),
+                     **({"perm": self.perm.to("cpu", copy=True)} if self.perm is not None else {})},
+                early={"best": self.early.best, "best_epoch": self.early.best_epoch, "wait": self.early.wait},
+                best_weights=None if self.best_weights is None else
+                {k: v.to("cpu", copy=True) for k, v in self.best_weights.items()},
+                history=self.history_arrays(),
+            )
+
+    def _restore(self, c: Checkpoint) -> None:
+        try:
+            self._load_checkpoint(c)
+        except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+            self.reset()
+            why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SessionFileError("saved state", f"does not fit this network ({why})") from None
+
+    def _load_checkpoint(self, c: Checkpoint) -> None:
+        if not 0 <= c.batch_index < self.steps_per_epoch:
+            raise ValueError(f"batch index {c.batch_index} is outside an epoch of {self.steps_per_epoch} steps")
+        lengths = {k: len(c.history.get(k, ())) for k in HISTORY_KEYS}
+        if lengths["step_loss"] != c.step or any(lengths[k] != c.epoch for k in HISTORY_KEYS[1:]):
+            raise ValueError("the history does not match the step and epoch counts")
+        perm = c.rng.get("perm")
+        if perm is not None and not torch.equal(torch.sort(perm.long()).values, torch.arange(self.n_train)):
+            raise ValueError("the saved shuffle order is not a permutation of the training set")
+        self.model.load_state_dict({k: v.to(self.device) for k, v in c.weights.items()})
+        self.optimizer.load_state_dict(c.optimizer)
+        self.step, self.epoch, self.batch_index = c.step, c.epoch, c.batch_index
+        self.elapsed, self.status, self.message = c.elapsed, c.status, c.message
+        self.shuffle_rng.set_state(c.rng["shuffle"])
+        self.dropout_rng.set_state(c.rng["dropout"].to(self.dropout_rng.device))
+        self.perm = c.rng["perm"].to(self.device) if "perm" in c.rng else None
+        self.early = EarlyStopper(float(c.early["best"]), int(c.early["best_epoch"]), int(c.early["wait"]))
+        self.best_weights = c.best_weights
+        self.history = {k: [float(x) for x in c.history.get(k, [])] for k in HISTORY_KEYS}
+        self._lr = -1.0
+        self._set_lr()
+        self.probe = None
+
+
+def _clone_state(state: dict[str, Any]) -> dict[str, Any]:
+    def clone(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return v.detach().to("cpu", copy=True)
+        if isinstance(v, dict):
+            return {k: clone(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return type(v)(clone(x) for x in v)
+        return v
+    return clone(state)
