@@ -222,7 +222,8 @@ class Trainer:
         if reg.grad_clip is not None:
             torch.nn.utils.clip_grads_with_norm_(self.params, reg.grad_clip, norm, foreach=True)
         if reg.weight_decay and not decays_natively(spec.optimizer):
-            torch._foreach_mul_(self.decay_weights, 1.0 - self._lr * reg.weight_decay)
+            with torch.no_grad():
+                torch._foreach_mul_(self.decay_weights, 1.0 - self._lr * reg.weight_decay)
         self.optimizer.step()
         self.history["step_loss"].append(value)
         self.step += 1
