@@ -12,47 +12,32 @@ from .spec import OptimizerSpec, ScheduleSpec
 _GROUP_KEYS = {"lr": "lr", "momentum": "momentum", "eps": "eps", "alpha": "alpha"}
 
 
-def make_optimizer(spec: OptimizerSpec, model: GraphModule, weight_decay: float) -> torch.optim.Optimizer:
-    """Two param groups: [0] the penalized weights, [1] everything else (biases, norm gains)."""
-    decay = model.penalized_parameters()
-    ids = {id(p) for p in decay}
-    rest = [p for p in model.parameters() if id(p) not in ids]
-    groups = [{"params": decay}, {"params": rest}]
-    foreach = True  # one fused op per update instead of one per tensor: tiny networks are op-bound
+def make_optimizer(spec: OptimizerSpec, model: GraphModule) -> torch.optim.Optimizer:
+    """One param group (per-group overhead dominates tiny networks); decoupled weight decay is the trainer's."""
+    params = list(model.parameters())
     k = spec.kind
     if k in ("sgd", "momentum", "nesterov"):
-        return torch.optim.SGD(groups, lr=spec.lr, momentum=getattr(spec, "momentum", 0.0),
-                               nesterov=k == "nesterov", foreach=foreach)
-    if k == "adam":
-        return torch.optim.Adam(groups, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps, foreach=foreach)
-    if k == "adamw":
-        groups[0]["weight_decay"] = weight_decay
-        return torch.optim.AdamW(groups, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps,
-                                 weight_decay=0.0, foreach=foreach)
+        return torch.optim.SGD(params, lr=spec.lr, momentum=getattr(spec, "momentum", 0.0), nesterov=k == "nesterov")
+    if k in ("adam", "adamw"):
+        # AdamW is Adam plus decoupled weight decay, which the trainer applies to weights only (not biases).
+        cls = torch.optim.AdamW if k == "adamw" else torch.optim.Adam
+        return cls(params, lr=spec.lr, betas=(spec.beta1, spec.beta2), eps=spec.eps, weight_decay=0.0)
     if k == "rmsprop":
-        return torch.optim.RMSprop(groups, lr=spec.lr, alpha=spec.alpha, eps=spec.eps, momentum=spec.momentum,
-                                   foreach=foreach)
+        return torch.optim.RMSprop(params, lr=spec.lr, alpha=spec.alpha, eps=spec.eps, momentum=spec.momentum)
     if k == "adagrad":
-        return torch.optim.Adagrad(groups, lr=spec.lr, eps=spec.eps, foreach=foreach)
+        return torch.optim.Adagrad(params, lr=spec.lr, eps=spec.eps)
     raise ValueError(f"unknown optimizer {k}")
 
 
-def decays_natively(spec: OptimizerSpec) -> bool:
-    """AdamW applies decoupled weight decay itself; for the others the trainer applies it."""
-    return spec.kind == "adamw"
-
-
-def update_hyper(opt: torch.optim.Optimizer, spec: OptimizerSpec, lr: float, weight_decay: float) -> None:
+def update_hyper(opt: torch.optim.Optimizer, spec: OptimizerSpec, lr: float) -> None:
     """Apply a same-kind optimizer spec to live param groups, keeping the optimizer's state."""
-    for i, group in enumerate(opt.param_groups):
+    for group in opt.param_groups:
         for field, key in _GROUP_KEYS.items():
             if field != "lr" and hasattr(spec, field):
                 group[key] = getattr(spec, field)
         group["lr"] = lr
         if hasattr(spec, "beta1"):
             group["betas"] = (spec.beta1, spec.beta2)
-        if decays_natively(spec):
-            group["weight_decay"] = weight_decay if i == 0 else 0.0
 
 
 def lr_factor(spec: ScheduleSpec, step: int, steps_per_epoch: int) -> float:

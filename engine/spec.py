@@ -188,7 +188,7 @@ Rate = Annotated[float, Field(ge=0.0, le=10.0)]
 class Regularization(Strict):
     l1: Rate = 0.0  # λ·Σ|w| over weights (not biases), added to the loss
     l2: Rate = 0.0  # λ·Σw² over weights (not biases), added to the loss
-    weight_decay: Rate = 0.0  # decoupled: w ← w − lr·wd·w after each step (AdamW-style)
+    weight_decay: Rate = 0.0  # decoupled: w ← w·(1 − lr·wd) before each update (AdamW-style), weights only
     grad_clip: Annotated[float, Field(gt=0.0, le=1e6)] | None = None  # max global gradient norm
     early_stopping: EarlyStopping | None = None
 

@@ -292,3 +292,16 @@ def test_cuda_request_without_cuda_is_a_clear_error():
     from engine.errors import SpecError
     with pytest.raises(SpecError, match="CUDA is not available"):
         Trainer(parse_spec(spec_dict("tfp-circle", training={"device": "cuda"})))
+
+
+@pytest.mark.parametrize("clip", [None, 1.0])
+def test_non_finite_gradient_stops_before_the_update(clip):
+    spec = parse_spec(spec_dict("tfp-circle", regularization={"grad_clip": clip}))
+    tr = Trainer(spec, probes=False)
+    train(tr, steps=3)
+    w = weights(tr)
+    tr.params[0].register_hook(lambda g: torch.full_like(g, float("inf")))  # finite loss, infinite gradient
+    snap = train(tr, steps=5)
+    assert snap.status == "diverged" and "gradient became non-finite" in tr.message and "step 4" in tr.message
+    assert tr.step == 3 and len(tr.history["step_loss"]) == 3
+    assert all(torch.equal(w[k], v) for k, v in tr.model.state_dict().items())  # the bad update never happened
