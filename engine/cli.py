@@ -6,8 +6,9 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Sequence
+from typing import Any, NoReturn
 
 from .errors import EngineError, SpecError
 from .graph import check_spec

@@ -1,8 +1,8 @@
 """Datasets. The 2-D toy problems follow TensorFlow Playground's generators on [-6, 6]²."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

@@ -6,8 +6,9 @@ Adding an op is one ``register(...)`` call and one test against torch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

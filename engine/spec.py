@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -133,7 +134,7 @@ class Adagrad(Strict):
     eps: Eps = 1e-10
 
 
-OptimizerSpec = Annotated[Union[SGD, Momentum, Nesterov, Adam, AdamW, RMSprop, Adagrad], Field(discriminator="kind")]
+OptimizerSpec = Annotated[SGD | Momentum | Nesterov | Adam | AdamW | RMSprop | Adagrad, Field(discriminator="kind")]
 Epochs = Annotated[float, Field(gt=0.0, le=1e6)]
 
 
@@ -171,7 +172,7 @@ class WarmupCosine(Strict):
         return self
 
 
-ScheduleSpec = Annotated[Union[Constant, StepDecay, Exponential, Cosine, WarmupCosine], Field(discriminator="kind")]
+ScheduleSpec = Annotated[Constant | StepDecay | Exponential | Cosine | WarmupCosine, Field(discriminator="kind")]
 
 
 class EarlyStopping(Strict):

@@ -18,9 +18,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.presets import load_preset, mlp  # noqa: E402
-from engine.spec import SessionSpec  # noqa: E402
-from engine.trainer import Trainer  # noqa: E402
+from engine.presets import load_preset, mlp
+from engine.spec import SessionSpec
+from engine.trainer import Trainer
 
 
 def cases() -> dict[str, SessionSpec]:

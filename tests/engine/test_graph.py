@@ -5,7 +5,7 @@ import torch
 
 from engine.errors import GraphError, SpecError
 from engine.graph import MAX_PARAMS, GraphModule, analyse, check_spec
-from engine.layers import BuildContext, ShapeError, OPS
+from engine.layers import OPS, BuildContext, ShapeError
 from engine.spec import ModelSpec, parse_spec
 from tests.conftest import spec_dict
 

@@ -76,7 +76,7 @@ def test_init_schemes():
 
 def test_dropout_is_identity_in_eval_and_scaled_bernoulli_in_training():
     g = torch.Generator().manual_seed(0)
-    module, p, spec = build("dropout", {"p": 0.25}, [(1000,)], BuildContext(generator=g))
+    module, _, _ = build("dropout", {"p": 0.25}, [(1000,)], BuildContext(generator=g))
     x = torch.ones(50, 1000)
     module.eval()
     assert torch.equal(module(x), x)

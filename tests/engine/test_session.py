@@ -1,9 +1,7 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -15,7 +13,6 @@ from engine.errors import EngineError, SessionFileError
 from engine.presets import load_preset
 from engine.session import load_session, save_session
 from engine.trainer import Trainer
-from tests.conftest import spec_dict
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,15 @@ from engine.optim import lr_factor
 from engine.presets import load_preset, mlp
 from engine.regularizers import penalty
 from engine.session import load_session, save_session
-from engine.spec import SGD, Adam, Cosine, EarlyStopping, Exponential, Regularization, StepDecay, WarmupCosine, parse_spec
+from engine.spec import (
+    SGD,
+    Adam,
+    Cosine,
+    Exponential,
+    StepDecay,
+    WarmupCosine,
+    parse_spec,
+)
 from engine.trainer import Configure, Trainer
 from tests.conftest import spec_dict
 
