@@ -61,7 +61,8 @@ def _describe(spec: SessionSpec, session: Session) -> dict[str, Any]:
         "training": spec.training.model_dump(mode="json"),
         "parameters": info.total_params,
         "nodes": [{"id": n, "op": info.nodes[n].op, "shape": list(info.nodes[n].shape),
-                   "parameters": info.nodes[n].n_params} for n in info.order],
+                   "parameters": info.nodes[n].n_params, "params": info.nodes[n].params.model_dump(mode="json")}
+                  for n in info.order],
         "train_loss": _last(hist.get("epoch_train_loss", [])), "test_loss": _last(hist.get("epoch_test_loss", [])),
     }
     if ds.task == "classification":
@@ -91,7 +92,8 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"{ds.train_fraction:.0%} train, features {feats}{extra}, seed {ds.seed}")
     print(f"model      {len(d['nodes'])} nodes, {d['parameters']:,} parameters")
     for n in d["nodes"]:
-        print(f"  {n['id']:<14} {n['op']:<11} {fmt_shape(tuple(n['shape'])):<12} {n['parameters']:>8,} params")
+        act = n["params"].get("activation") or n["params"].get("fn") or ""
+        print(f"  {n['id']:<14} {n['op']:<11} {fmt_shape(tuple(n['shape'])):<12} {n['parameters']:>8,} params  {act}")
     print(f"loss       {spec.loss}")
     print(f"optimizer  {spec.optimizer.kind} {opt}; schedule {spec.schedule.kind}")
     reg = spec.regularization

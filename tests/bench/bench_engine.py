@@ -66,14 +66,15 @@ def bare_loop(spec: SessionSpec, epochs: int) -> float:
     return epochs / (time.perf_counter() - start)
 
 
-def engine_loop(spec: SessionSpec, epochs: int, probes: bool) -> tuple[float, int]:
+def engine_loop(spec: SessionSpec, epochs: int, probes: bool) -> tuple[float, int, float]:
+    """Epochs/s, probes run, and the share of wall time the probes took."""
     tr = Trainer(spec, probes=probes)
     start = time.perf_counter()
     for _ in tr.run(epochs=epochs):
         pass
-    rate = epochs / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
     assert len(tr.history["step_loss"]) == tr.step  # every step recorded
-    return rate, tr._probe_count
+    return epochs / wall, tr._probe_count, tr._probe_seconds / wall
 
 
 def main() -> None:
@@ -83,19 +84,21 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)  # one training thread: two stalled in some runs on these 2-core machines
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {args.rounds} rounds, median epochs/s")
-    print(f"{'case':<12} {'bare':>9} {'engine':>9} {'ratio':>6} {'+probes':>9} {'ratio':>6} {'probes run':>10}")
+    print(f"{'case':<12} {'bare':>9} {'engine':>9} {'ratio':>6} {'+probes':>9} {'ratio':>6} {'probes':>7} {'probe time':>10}")
     for name, spec in cases().items():
         calib = bare_loop(spec, 5)
         epochs = max(5, int(calib * args.seconds))
-        bare, plain, probed, counts = [], [], [], []
+        bare, plain, probed, counts, shares = [], [], [], [], []
         for _ in range(args.rounds):
             bare.append(bare_loop(spec, epochs))
             plain.append(engine_loop(spec, epochs, probes=False)[0])
-            rate, count = engine_loop(spec, epochs, probes=True)
+            rate, count, share = engine_loop(spec, epochs, probes=True)
             probed.append(rate)
             counts.append(count)
+            shares.append(share)
         b, e, p = statistics.median(bare), statistics.median(plain), statistics.median(probed)
-        print(f"{name:<12} {b:9.1f} {e:9.1f} {e / b:6.3f} {p:9.1f} {p / b:6.3f} {statistics.median(counts):10.0f}")
+        print(f"{name:<12} {b:9.1f} {e:9.1f} {e / b:6.3f} {p:9.1f} {p / b:6.3f} {statistics.median(counts):7.0f} "
+              f"{statistics.median(shares):10.1%}")
     print("target: engine with probes ≥ 0.95× bare")
 
 
