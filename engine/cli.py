@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -151,7 +152,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar = tqdm(total=total, unit=unit, file=sys.stderr, mininterval=0.25, dynamic_ncols=True,
                    desc=spec.name or "train")
     t0 = time.perf_counter()
-    interrupted = False
+    interrupted = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        # Stop at the next step boundary so what gets saved is consistent; a second Ctrl+C aborts.
+        interrupted.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         for snap in trainer.run(**limit, snapshot_every=0.1):
             if bar is not None:
@@ -159,9 +167,10 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if len(snap.step_loss):
                     bar.set_postfix(loss=f"{snap.step_loss[-1]:.4f}", refresh=False)
                 bar.refresh()
-    except KeyboardInterrupt:
-        interrupted = True
+            if interrupted:
+                break
     finally:
+        signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
     wall = time.perf_counter() - t0

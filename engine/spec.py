@@ -39,6 +39,14 @@ class Toy2D(Strict):
     classes: int = Field(2, ge=2, le=6, description="number of classes (spiral3 only)")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _regression_default_size(cls, data: Any) -> Any:
+        # TensorFlow Playground draws 500 points for classification and 1,200 for regression.
+        if isinstance(data, dict) and "samples" not in data and data.get("name") in REGRESSION_DATASETS:
+            return {**data, "samples": 1200}
+        return data
+
     @field_validator("features")
     @classmethod
     def _unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:

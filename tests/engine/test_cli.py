@@ -159,3 +159,19 @@ def test_engine_import_pulls_in_no_qt():
             "print(bad); sys.exit(1 if bad else 0)")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_ctrl_c_stops_at_a_step_boundary_and_saves(tmp_path):
+    import signal
+    import time
+    out = tmp_path / "int.dlp"
+    proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "tfp-circle", "--epochs", "100000",
+                             "--out", str(out), "--quiet"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # torch import plus some training
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted; saved to" in err
+    d = json.loads(run("info", out, "--json", check_rc=0).stdout)
+    assert d["steps"] > 0 and d["has_weights"]
+    run("train", out, "--steps", 1, "--quiet", check_rc=0)  # consistent: it continues

@@ -77,3 +77,9 @@ def test_features_and_grid():
     np.testing.assert_allclose(f[0], [1, 2, 1, 4, 2, np.sin(1), np.sin(2)], rtol=1e-6)
     g = grid_points(5)
     assert g.shape == (25, 2) and g[0].tolist() == [-DOMAIN, -DOMAIN] and g[1, 0] > g[0, 0] and g[5, 1] > g[0, 1]
+
+
+def test_default_sizes_follow_tensorflow_playground():
+    assert Toy2D(name="circle").samples == 500
+    assert Toy2D(name="plane").samples == 1200 and Toy2D(name="multigauss").samples == 1200
+    assert Toy2D(name="plane", samples=300).samples == 300
