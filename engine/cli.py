@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import signal
@@ -137,7 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if training:
         spec = spec.model_copy(update={"training": spec.training.model_copy(update=training)})
         if ck is not None:
-            ck = type(ck)(**{**ck.__dict__, "spec": spec})
+            ck = dataclasses.replace(ck, spec=spec)
     torch.set_num_threads(1)  # tiny networks are op-bound; a second thread only adds contention
     trainer = Trainer(spec, probes=False, checkpoint=ck)
     if args.steps is not None:

@@ -84,7 +84,10 @@ class Session:
 
 def save_session(path: str | Path, spec: SessionSpec, checkpoint: Checkpoint | None = None,
                  ui: dict[str, Any] | None = None) -> None:
-    """Write a session atomically: temp file in the same folder, fsync, rename. A failure keeps the old file."""
+    """Write a session atomically: temp file in the same folder, fsync, rename. A failure keeps the old file.
+
+    With a checkpoint, its own spec (which holds any live changes) is the one saved; `spec` is for a spec alone.
+    """
     path = Path(path)
     members: dict[str, bytes] = {}
     state = None
