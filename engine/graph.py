@@ -1,6 +1,8 @@
 """The model graph: a networkx DiGraph of layer nodes, validated, shape-checked and built into torch."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,7 +12,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from .errors import GraphError, SpecError, format_pydantic
-from .layers import OPS, BuildContext, Params, Shape, ShapeError, fmt_shape
+from .layers import OPS, BuildContext, Dropout, Params, Shape, ShapeError, fmt_shape
 
 if TYPE_CHECKING:
     from .spec import ModelSpec, SessionSpec
@@ -200,6 +202,21 @@ class GraphModule(nn.Module):
         # A plain stack skips the dict bookkeeping: per-op overhead dominates tiny networks.
         skip = {info.input_id, info.output_id}
         self._chain = [self.layers[n] for n in info.order if n not in skip] if info.is_chain() else None
+        # Only dropout and batch norm behave differently in eval mode; others skip the mode switch.
+        self._modal = any(isinstance(m, (Dropout, nn.modules.batchnorm._BatchNorm)) for m in self.modules())
+
+    @contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """Eval mode for the block, restoring the previous mode after (a no-op without modal layers)."""
+        if not self._modal:
+            yield
+            return
+        was_training = self.training
+        self.eval()
+        try:
+            yield
+        finally:
+            self.train(was_training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._chain is not None:

@@ -48,12 +48,8 @@ class Prober:
     @torch.no_grad()
     def run(self, step: int) -> ProbeResult:
         model, info = self.model, self.model.info
-        was_training = model.training
-        model.eval()
-        try:
+        with model.evaluating():
             values = model.forward_all(self.batch)
-        finally:
-            model.train(was_training)
         g2, n2 = self.g * self.g, self.ng * self.ng
         out = self.head.output(values[info.output_id][:g2])  # (G², C)
         output = _own(out.T.reshape(-1, self.g, self.g))

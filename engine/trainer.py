@@ -11,13 +11,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from .datasets import make_dataset
 from .errors import SessionFileError, SpecError
 from .graph import GraphModule, check_spec
 from .head import Head
-from .layers import BuildContext, Dropout
+from .layers import BuildContext
 from .optim import lr_factor, make_optimizer, update_hyper
 from .probes import Prober, ProbeResult
 from .regularizers import EarlyStopper, penalty
@@ -125,8 +124,6 @@ class Trainer:
             torch.manual_seed(seed)
             self.model = GraphModule(self.info, BuildContext(generator=self.dropout_rng)).to(self.device)
         self.model.train()
-        # Only dropout and batch norm behave differently in eval mode; skip the mode switch otherwise.
-        self._modal = any(isinstance(m, (Dropout, nn.modules.batchnorm._BatchNorm)) for m in self.model.modules())
         self.decay_weights = self.model.penalized_parameters()
         self.params = list(self.model.parameters())
         self._found_inf = torch.zeros(1, device=self.device)
@@ -259,13 +256,8 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Full-set train and test loss (and accuracy) in eval mode, from one forward pass."""
-        if self._modal:
-            self.model.eval()
-        try:
+        with self.model.evaluating():
             z = self.model(self.x_all)
-        finally:
-            if self._modal:
-                self.model.train()
         n = self.n_train
         out = {"train_loss": self.head.loss(z[:n], self.t_train).item(),
                "test_loss": self.head.loss(z[n:], self.t_test).item()}
