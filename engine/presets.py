@@ -7,6 +7,7 @@ from typing import Any
 
 from .errors import SpecError
 from .spec import SessionSpec, load_spec_json
+from .stack import Layer, Stack, to_model
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
 
@@ -27,22 +28,8 @@ def load_preset(name: str) -> SessionSpec:
 def mlp(hidden: list[int], activation: str = "tanh", output: str = "tanh", *, units_out: int = 1,
         init: str = "default", dropout: float = 0.0, batch_norm: bool = False) -> dict[str, Any]:
     """A layer stack as a model graph dict: input → [dense (+bn) (+dropout)]* → dense → output."""
-    nodes: list[dict[str, Any]] = [{"id": "input", "op": "input", "position": [0.0, 0.0]}]
-    edges: list[list[str]] = []
-
-    def add(node_id: str, op: str, params: dict[str, Any]) -> None:
-        nodes.append({"id": node_id, "op": op, "params": params, "position": [float(len(nodes)) * 160, 0.0]})
-        edges.append([nodes[-2]["id"], node_id])
-
-    for i, units in enumerate(hidden, start=1):
-        add(f"dense_{i}", "dense", {"units": units, "activation": activation, "init": init})
-        if batch_norm:
-            add(f"bn_{i}", "batch_norm", {})
-        if dropout > 0:
-            add(f"dropout_{i}", "dropout", {"p": dropout})
-    add(f"dense_{len(hidden) + 1}", "dense", {"units": units_out, "activation": "linear", "init": init})
-    add("output", "output", {"activation": output})
-    return {"nodes": nodes, "edges": edges}
+    layers = tuple(Layer(units, activation, dropout, batch_norm) for units in hidden)
+    return to_model(Stack(layers, output, units_out, init))
 
 
 def write_json(data: dict[str, Any], path: Path) -> None:

@@ -53,7 +53,7 @@ class RunState(_Strict):
     epoch: int = Field(ge=0)
     batch_index: int = Field(ge=0)
     elapsed: float = Field(ge=0)
-    status: Literal["ready", "running", "finished", "diverged", "early_stopped"]
+    status: Literal["ready", "running", "paused", "finished", "diverged", "early_stopped"]
     message: str = Field(max_length=10_000)
     early_best: float | None  # None while no epoch has been scored
     early_best_epoch: int = Field(ge=0)

@@ -42,7 +42,7 @@ class Snapshot:
     run_id: int
     step: int
     epoch: int
-    status: str  # ready | running | finished | diverged | early_stopped
+    status: str  # ready | running | paused | finished | diverged | early_stopped
     message: str
     lr: float
     elapsed: float  # seconds spent training this session
@@ -150,6 +150,7 @@ class Trainer:
                        if self.probes_on else None)
         self.probe: ProbeResult | None = None
         self._next_probe = 0
+        self._next_probe_at = 0.0  # perf_counter time before which automatic probes wait
         self._probe_seconds = 0.0
         self._probe_count = 0
 
@@ -191,6 +192,7 @@ class Trainer:
         update_hyper(self.optimizer, new, self._lr)
 
     def _drain(self) -> None:
+        """Apply queued commands (caller holds the lock: a step never sees half a change)."""
         while True:
             try:
                 cmd = self._commands.get_nowait()
@@ -292,10 +294,11 @@ class Trainer:
             return False
         return True
 
-    def run(self, *, steps: int | None = None, epochs: int | None = None,
-            snapshot_every: float = 1 / 30) -> Iterator[Snapshot]:
+    def run(self, *, steps: int | None = None, epochs: int | None = None, snapshot_every: float = 1 / 30,
+            stop: threading.Event | None = None) -> Iterator[Snapshot]:
         """Train until `steps` more steps or `epochs` more epochs (forever if neither), stopping early on
-        divergence or early stopping. Yields a snapshot at most every `snapshot_every` seconds and at the end.
+        divergence or early stopping, or at the first step boundary after `stop` is set (from any thread).
+        Yields a snapshot at most every `snapshot_every` seconds and at the end.
         Closing the generator stops at the step boundary it is at."""
         end_step = None if steps is None else self.step + steps
         end_epoch = None if epochs is None else self.epoch + epochs
@@ -310,11 +313,14 @@ class Trainer:
                     break
                 if end_epoch is not None and self.epoch >= end_epoch:
                     break
-                if not self._commands.empty():
-                    self._drain()
+                if stop is not None and stop.is_set():
+                    break
                 with self._lock:
+                    if not self._commands.empty():
+                        self._drain()
                     ok = self._step()
-                    if self.prober is not None and self.step >= self._next_probe:
+                    if (self.prober is not None and self.step >= self._next_probe
+                            and time.perf_counter() >= self._next_probe_at):
                         self._run_probe()
                 if not ok:
                     break
@@ -324,7 +330,7 @@ class Trainer:
                     t0 = last = now
                     yield self.snapshot()
             if self.status == "running":
-                self.status = "finished"
+                self.status = "paused" if stop is not None and stop.is_set() else "finished"
             if self.prober is not None and (self.probe is None or self.probe.step != self.step):
                 self._run_probe()
         finally:
@@ -339,9 +345,9 @@ class Trainer:
         self._probe_count += 1
         every = self.spec.training.probe_every
         if every == 0:
-            # Space probes so they cost ≤ PROBE_BUDGET of training time, measured from the steps so far.
-            per_step = self.elapsed / self.step if self.step and self.elapsed > 0 else 1e-4
-            every = max(1, math.ceil(spent / (PROBE_BUDGET * per_step)))
+            # Space probes in time so they cost ≤ PROBE_BUDGET of it, however fast or slow the steps are.
+            self._next_probe_at = time.perf_counter() + spent / PROBE_BUDGET
+            every = 1
         self._next_probe = self.step + every
 
     def probe_now(self) -> ProbeResult | None:
@@ -371,8 +377,10 @@ class Trainer:
         return {k: np.array(v, dtype=np.float64) for k, v in self.history.items()}
 
     def checkpoint(self) -> Checkpoint:
-        """A consistent copy of the whole state, taken between steps (safe from any thread)."""
+        """A consistent copy of the whole state, taken between steps (safe from any thread). Queued commands
+        are applied first: they would apply at this step boundary anyway, and the copy should hold them."""
         with self._lock:
+            self._drain()
             return Checkpoint(
                 spec=self.spec, step=self.step, epoch=self.epoch, batch_index=self.batch_index,
                 elapsed=self.elapsed, status=self.status, message=self.message,

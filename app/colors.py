@@ -1,0 +1,53 @@
+"""Colours: TensorFlow Playground's orange (−) / blue (+) diverging map and class colours, as numpy LUTs."""
+from __future__ import annotations
+
+import numpy as np
+
+NEGATIVE = (245, 147, 34)  # orange: class 0, negative values
+NEUTRAL = (232, 234, 235)
+POSITIVE = (8, 119, 189)  # blue: class 1, positive values
+CLASS_COLORS = np.array([NEGATIVE, POSITIVE, (76, 175, 80), (171, 71, 188), (229, 57, 53), (96, 125, 139)],
+                        dtype=np.float32)
+
+
+def _diverging(n: int = 256) -> np.ndarray:
+    t = np.linspace(-1.0, 1.0, n, dtype=np.float32)[:, None]
+    neg, mid, pos = (np.array(c, dtype=np.float32) for c in (NEGATIVE, NEUTRAL, POSITIVE))
+    lut = np.where(t < 0, mid + (neg - mid) * -t, mid + (pos - mid) * t)
+    return lut.round().astype(np.uint8)  # (n, 3)
+
+
+DIVERGING = _diverging()
+
+
+def diverging_rgb(values: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Values in [−scale, scale] (clipped) as (…, 3) uint8 colours; NaN shows as neutral."""
+    v = np.nan_to_num(np.asarray(values, dtype=np.float32) / scale, nan=0.0)
+    idx = ((np.clip(v, -1.0, 1.0) + 1.0) * 0.5 * (len(DIVERGING) - 1)).round().astype(np.intp)
+    return DIVERGING[idx]
+
+
+def output_rgb(output: np.ndarray, activation: str, discretize: bool = False) -> np.ndarray:
+    """The head's output on the grid (C, G, G) as an RGB image (G, G, 3): the decision boundary's colours."""
+    if output.shape[0] > 1 and activation == "softmax":
+        k = output.shape[0]
+        if k == 2:  # two-class softmax reads as p(class 1) − p(class 0)
+            return output_rgb(output[1:2] - output[0:1], "tanh", discretize)
+        cls = output.argmax(axis=0)
+        conf = np.ones_like(cls, dtype=np.float32) if discretize else (output.max(axis=0) - 1 / k) / (1 - 1 / k)
+        base = CLASS_COLORS[cls % len(CLASS_COLORS)]
+        mix = np.clip(conf, 0, 1)[..., None] * 0.85
+        return (np.array(NEUTRAL, dtype=np.float32) * (1 - mix) + base * mix).round().astype(np.uint8)
+    v = output[0]
+    if activation == "sigmoid":
+        v = v * 2 - 1
+    if discretize:
+        v = np.sign(v)
+    return diverging_rgb(v)
+
+
+def label_colors(labels: np.ndarray, task: str) -> np.ndarray:
+    """Point colours (N, 3) uint8: class colours, or the diverging map for regression targets."""
+    if task == "regression":
+        return diverging_rgb(labels)
+    return CLASS_COLORS[np.asarray(labels, dtype=np.intp) % len(CLASS_COLORS)].astype(np.uint8)

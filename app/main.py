@@ -1,0 +1,110 @@
+"""Start the app: ``dl-playground [FILE.dlp | SPEC.json | PRESET]`` or ``python -m app [...]``."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+T0 = time.perf_counter()
+
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from engine import EngineError
+from engine.cli import resolve
+from engine.presets import load_preset
+from engine.session import Session, load_session
+
+from .files import DEFAULT_PRESET
+from .recovery import discard, orphans
+from .window import MainWindow
+
+
+def configure() -> None:
+    """Process-wide settings: one torch thread (two stalled the GUI in tests), row-major images."""
+    torch.set_num_threads(1)
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
+
+
+def offer_recovery(window: MainWindow) -> None:
+    """After a crash: offer the newest autosave left behind, then clear the rest."""
+    found = orphans()
+    if not found:
+        return
+    newest = found[0]
+    answer = QMessageBox.question(
+        window, "Recover session?",
+        f"DL Playground did not close cleanly last time. Recover the autosaved session ({newest.summary})?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+    if answer == QMessageBox.StandardButton.Yes:
+        try:
+            session = load_session(newest.path)
+            original = newest.original
+            window.files.show_session(session, Path(original) if original else None,
+                                      session.ui.get("recovery", {}).get("name", "recovered"), modified=True)
+        except EngineError as exc:
+            QMessageBox.critical(window, "Cannot recover", str(exc))
+    for o in found:
+        discard(o.path)
+
+
+def build(source: str | None) -> tuple[MainWindow, str | None]:
+    """The window with `source` open (the default preset, and an error, if it cannot be opened)."""
+    error = None
+    session = Session(load_preset(DEFAULT_PRESET), None, {})
+    if source:
+        try:
+            session = resolve(source)
+        except EngineError as exc:
+            error = f"{source}: {exc}"
+    window = MainWindow(session.spec)
+    if session.checkpoint is not None or session.ui:
+        window.files.show_session(session, None, session.spec.name)
+    if source and error is None:
+        p = Path(source)
+        if p.suffix == ".dlp" and p.is_file():
+            window.files.path = p
+            window.files.add_recent(p)
+        window.files.name = session.spec.name or p.stem
+        window.files.update_title()
+    return window, error
+
+
+def handle_signals(app: QApplication, window: MainWindow) -> None:
+    """Ctrl+C or SIGTERM: keep an autosave of unsaved work (the next launch offers it), stop training, exit."""
+    def stop(signum: int, frame: object) -> None:
+        window.files.autosave()
+        window.files.timer.stop()
+        window.controller.shutdown()
+        app.exit(128 + signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    ticker = QTimer(window)  # Python runs signal handlers only between bytecodes: wake it up now and then
+    ticker.timeout.connect(lambda: None)
+    ticker.start(250)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dl-playground", description="Build networks and watch them train.")
+    parser.add_argument("source", nargs="?", help="a session file (.dlp), a spec (.json) or a preset name")
+    parser.add_argument("--startup-time", action="store_true", help="print how long the window took to appear")
+    args = parser.parse_args(argv)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("DL Playground")
+    configure()
+    window, error = build(args.source)
+    window.show()
+    handle_signals(app, window)
+    app.aboutToQuit.connect(window.controller.shutdown)
+    if args.startup_time:
+        QTimer.singleShot(0, lambda: print(f"window usable after {time.perf_counter() - T0:.2f} s", flush=True))
+    if error:
+        QTimer.singleShot(0, lambda: QMessageBox.critical(window, "Cannot open", error))
+    QTimer.singleShot(0, lambda: offer_recovery(window))
+    return app.exec()

@@ -1,0 +1,133 @@
+"""Loss and accuracy curves: per-epoch train/test lines over every step's loss as a faint line."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Slot
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from ..controller import Controller
+from ..history import RunHistory
+from .plotting import StableRange, finite_max, finite_min, grow, log_range, long_curve, prepare_plot
+
+TRAIN_PEN = pg.mkPen((8, 119, 189), width=2)
+TEST_PEN = pg.mkPen((245, 147, 34), width=2)
+STEP_PEN = pg.mkPen((120, 120, 120, 70), width=1)
+
+
+class CurvesView(QWidget):
+    """Two linked plots, loss above accuracy, x in epochs; hovering shows the epoch's values."""
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.loss_plot = self.graphics.addPlot(row=0, col=0)
+        self.acc_plot = self.graphics.addPlot(row=1, col=0)
+        self.acc_plot.setXLink(self.loss_plot)
+        self.loss_plot.setLabel("left", "loss")
+        self.acc_plot.setLabel("left", "accuracy")
+        self.acc_plot.setLabel("bottom", "epoch")
+        for p in (self.loss_plot, self.acc_plot):
+            p.showGrid(x=True, y=True, alpha=0.15)
+            prepare_plot(p)
+        self.loss_range = StableRange(self.loss_plot)
+        self.acc_plot.setYRange(0, 1, padding=0.02)
+        self._xmax: float | None = None
+        self._ymax: float | None = None
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.acc_plot.addLegend(offset=(-10, -10))
+        self.step_curve = long_curve(self.loss_plot, STEP_PEN, "loss per step")
+        self.train_curve = long_curve(self.loss_plot, TRAIN_PEN, "train")
+        self.test_curve = long_curve(self.loss_plot, TEST_PEN, "test")
+        self.train_acc = long_curve(self.acc_plot, TRAIN_PEN, "train")
+        self.test_acc = long_curve(self.acc_plot, TEST_PEN, "test")
+        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 0, 0, 90)))
+        self.cursor.setVisible(False)
+        self.loss_plot.addItem(self.cursor, ignoreBounds=True)
+        self.log_y = QCheckBox("Log scale")
+        self.log_y.setToolTip("Show the loss on a logarithmic axis (small losses stay readable)")
+        self.log_y.toggled.connect(self._on_log)
+        self.readout = QLabel("Hover over the curves to read an epoch's values")
+        self.readout.setToolTip("Values at the epoch under the mouse")
+        bar = QHBoxLayout()
+        bar.addWidget(self.log_y)
+        bar.addWidget(self.readout, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.graphics, 1)
+        layout.addLayout(bar)
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
+        controller.frame.connect(self._on_frame)
+        controller.state_changed.connect(self._on_frame)
+        self._on_frame()  # the controller may have drawn its first frame before this view existed
+
+    @Slot(bool)
+    def _on_log(self, on: bool) -> None:
+        self.loss_plot.setLogMode(y=on)
+        self.loss_range.reset()
+        self._ymax = None
+        self._on_frame()
+
+    @Slot()
+    def _on_frame(self) -> None:
+        if not self.isVisible() and self.train_curve.xData is not None:
+            return
+        h: RunHistory = self.controller.history
+        if h.step_loss.n == 0:
+            self._xmax = self._ymax = None  # a new run: the axes start small again
+        self.step_curve.setData(h.step_x(), h.step_loss.view())
+        ex = h.epoch_x()
+        self.train_curve.setData(ex, h.epochs["epoch_train_loss"].view())
+        self.test_curve.setData(ex, h.epochs["epoch_test_loss"].view())
+        classify = self.controller.spec.dataset.task == "classification"
+        self.acc_plot.setVisible(classify)
+        if classify:
+            self.train_acc.setData(ex, h.epochs["epoch_train_accuracy"].view())
+            self.test_acc.setData(ex, h.epochs["epoch_test_accuracy"].view())
+        self._update_ranges(h)
+
+    def _update_ranges(self, h: RunHistory) -> None:
+        """Move the axes only when the curves outgrow them (axes are the costly part of a frame)."""
+        steps = h.step_loss.view()
+        self._xmax = grow(self._xmax, max(1.0, steps.size / h.steps_per_epoch))
+        train, test = h.epochs["epoch_train_loss"].view(), h.epochs["epoch_test_loss"].view()
+        curves = (train, test) if h.n_epochs else (steps,)
+        if self.log_y.isChecked():
+            y = log_range(finite_min(*curves), finite_max(*curves))
+        else:
+            self._ymax = grow(self._ymax, finite_max(*curves))
+            y = (0.0, self._ymax)
+        self.loss_range.set(x=(0.0, self._xmax), y=y)
+
+    def values_at(self, x: float) -> str:
+        """The readout for epoch position `x` (the nearest recorded epoch)."""
+        h = self.controller.history
+        if h.n_epochs == 0:
+            return "No epoch finished yet"
+        i = int(np.clip(round(x), 1, h.n_epochs)) - 1
+        e = h.epochs
+        text = (f"epoch {i + 1}: train loss {e['epoch_train_loss'].view()[i]:.4g}, "
+                f"test loss {e['epoch_test_loss'].view()[i]:.4g}")
+        acc = e["epoch_train_accuracy"].view()[i]
+        if np.isfinite(acc):
+            text += f", train accuracy {acc:.1%}, test accuracy {e['epoch_test_accuracy'].view()[i]:.1%}"
+        return text
+
+    @Slot(object)
+    def _on_mouse(self, pos: QPointF) -> None:
+        for plot in (self.loss_plot, self.acc_plot):
+            if plot.isVisible() and plot.sceneBoundingRect().contains(pos):
+                x = plot.vb.mapSceneToView(pos).x()
+                self.cursor.setPos(round(x))
+                self.cursor.setVisible(True)
+                self.readout.setText(self.values_at(x))
+                return
+        self.cursor.setVisible(False)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Hidden views skip frames; catch up when shown."""
+        super().showEvent(event)
+        self._on_frame()

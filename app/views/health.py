@@ -1,0 +1,112 @@
+"""Training health: per-layer gradient norms, dead-ReLU share and weight histograms."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Slot
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from ..controller import Controller
+from .plotting import StableRange, finite_max, finite_min, grow, log_range, prepare_plot
+
+HIST_BINS = 30
+
+
+def layer_pen(i: int) -> pg.QtGui.QPen:
+    return pg.mkPen(pg.intColor(i, hues=9, values=1, maxValue=200), width=2)
+
+
+class HealthView(QWidget):
+    """Curves per layer, keyed by node id; items are rebuilt only when the set of layers changes."""
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("w")
+        self.grad_plot = self.graphics.addPlot(row=0, col=0, title="gradient norm per layer")
+        self.dead_plot = self.graphics.addPlot(row=1, col=0, title="dead ReLU units (%)")
+        self.hist_plot = self.graphics.addPlot(row=2, col=0, title="weight histogram per layer")
+        self.grad_plot.setLogMode(y=True)
+        self.grad_plot.setLabel("bottom", "epoch")
+        self.dead_plot.setLabel("bottom", "epoch")
+        self.hist_plot.setLabel("bottom", "weight")
+        self.hist_plot.setLabel("left", "count")
+        for p in (self.grad_plot, self.dead_plot, self.hist_plot):
+            p.showGrid(x=True, y=True, alpha=0.15)
+            prepare_plot(p)
+            p.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.grad_range = StableRange(self.grad_plot)
+        self.dead_range = StableRange(self.dead_plot)
+        self.hist_range = StableRange(self.hist_plot)
+        self._bounds: dict[str, float | None] = {"x": None, "w": None, "count": None}
+        self.dead_note = pg.TextItem("no ReLU layers in this network", color=(110, 110, 110), anchor=(0.5, 0.5))
+        self.dead_plot.addItem(self.dead_note, ignoreBounds=True)
+        self.dead_note.setPos(0.5, 50)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.graphics)
+        self.grad_curves: dict[str, pg.PlotDataItem] = {}
+        self.dead_curves: dict[str, pg.PlotDataItem] = {}
+        self.hist_curves: dict[str, pg.PlotDataItem] = {}
+        self._key = (-1, -1)
+        self._drawn_once = False
+        controller.frame.connect(self._on_frame)
+        self._on_frame()  # the controller may have drawn its first frame before this view existed
+
+    def _sync(self, plot: pg.PlotItem, curves: dict[str, pg.PlotDataItem], nodes: list[str], **kw: object) -> None:
+        if list(curves) == nodes:
+            return
+        for item in curves.values():
+            plot.removeItem(item)
+        curves.clear()
+        plot.legend.clear()
+        for i, node in enumerate(nodes):
+            curves[node] = plot.plot(pen=layer_pen(i), name=node, **kw)
+
+    @Slot()
+    def _on_frame(self) -> None:
+        snap = self.controller.snapshot
+        if snap is None or snap.probe is None or (not self.isVisible() and self._drawn_once):
+            return
+        if (snap.run_id, snap.probe.step) == self._key and self._drawn_once:
+            return
+        if snap.run_id != self._key[0]:
+            self._bounds = dict.fromkeys(self._bounds)
+        self._key = (snap.run_id, snap.probe.step)
+        self._drawn_once = True
+        h = self.controller.history
+        info = self.controller.trainer.info
+        grad_nodes = [n for n in info.order if info.nodes[n].n_params > 0]
+        dead_nodes = list(snap.probe.dead_fraction)
+        self._sync(self.grad_plot, self.grad_curves, grad_nodes)
+        self._sync(self.dead_plot, self.dead_curves, dead_nodes)
+        self._sync(self.hist_plot, self.hist_curves, list(snap.probe.weights), stepMode="center")
+        x = h.probe_x()
+        for node, item in self.grad_curves.items():
+            item.setData(x, h.series(h.grad_norms, node))
+        for node, item in self.dead_curves.items():
+            item.setData(x, 100 * h.series(h.dead, node))
+        self.dead_note.setVisible(not dead_nodes)
+        b = self._bounds
+        b["x"] = grow(b["x"], max(1.0, float(x[-1]) if len(x) else 1.0))
+        grads = [h.series(h.grad_norms, n) for n in self.grad_curves]
+        self.grad_range.set(x=(0.0, b["x"]), y=log_range(finite_min(*grads), finite_max(*grads)))
+        self.dead_range.set(x=(0.0, b["x"]), y=(0.0, 100.0))
+        weights = {n: snap.probe.weights[n].ravel() for n in self.hist_curves}
+        b["w"] = grow(b["w"], max((float(np.nanmax(np.abs(w))) for w in weights.values() if w.size), default=1.0))
+        top = 1.0
+        for node, item in self.hist_curves.items():
+            w = weights[node]
+            counts, edges = np.histogram(w[np.isfinite(w)], bins=HIST_BINS, range=(-b["w"], b["w"]))
+            item.setData(edges, counts.astype(np.float64))
+            top = max(top, float(counts.max(initial=0)))
+        b["count"] = grow(b["count"], top)
+        self.hist_range.set(x=(-b["w"], b["w"]), y=(0.0, b["count"]))
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Hidden views skip frames; catch up when shown."""
+        super().showEvent(event)
+        self._key = (-1, -1)
+        self._on_frame()

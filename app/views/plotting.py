@@ -1,0 +1,92 @@
+"""Helpers for plots that redraw 30 times a second without starving the training thread.
+
+Axis painting dominates a live pyqtgraph plot (text replayed from a QPicture, with the GIL held), and axes
+repaint whenever the view range changes. So ranges move in "nice" steps (1, 2, 2.5, 5 × 10ᵏ) only when the
+data outgrows them, and axes cache their pixels between those moments.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QGraphicsItem
+
+
+def nice_ceil(v: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 × 10ᵏ that is ≥ v (1 for non-positive or non-finite v)."""
+    if not math.isfinite(v) or v <= 0:
+        return 1.0
+    e = 10.0 ** math.floor(math.log10(v))
+    for m in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if m * e >= v * (1 - 1e-12):
+            return m * e
+    return 10.0 * e
+
+
+def finite_max(*arrays: np.ndarray) -> float:
+    best = -math.inf
+    for a in arrays:
+        if len(a):
+            m = np.nanmax(a) if np.isfinite(a).any() else -math.inf
+            best = max(best, float(m)) if math.isfinite(m) else best
+    return best
+
+
+def finite_min(*arrays: np.ndarray) -> float:
+    return -finite_max(*(-a for a in arrays))
+
+
+def prepare_plot(plot: pg.PlotItem) -> None:
+    """Ranges are set by hand (see `StableRange`); axes keep their pixels until the range changes."""
+    plot.disableAutoRange()
+    plot.setMouseEnabled(False, False)
+    plot.setMenuEnabled(False)
+    plot.hideButtons()
+    for name in ("left", "bottom"):
+        plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+class StableRange:
+    """Keeps a plot's range fixed until the data leaves it, then jumps to the next nice bound."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot = plot
+        self.x: tuple[float, float] | None = None
+        self.y: tuple[float, float] | None = None
+
+    def set(self, x: tuple[float, float] | None = None, y: tuple[float, float] | None = None) -> None:
+        if x is not None and x != self.x:
+            self.x = x
+            self.plot.setXRange(*x, padding=0.02)
+        if y is not None and y != self.y:
+            self.y = y
+            self.plot.setYRange(*y, padding=0.04)
+
+    def reset(self) -> None:
+        self.x = self.y = None
+
+
+def grow(current: float | None, needed: float) -> float:
+    """A nice upper bound ≥ needed that only grows, or shrinks once the data falls below a fifth of it."""
+    bound = nice_ceil(needed)
+    if current is not None and bound <= current and needed > current / 5:
+        return current
+    return bound
+
+
+def log_range(lo: float, hi: float) -> tuple[float, float]:
+    """A log10 view range in whole decades around [lo, hi] (positive values; a default when there are none)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= 0:
+        return (-3.0, 1.0)
+    lo = max(lo, hi * 1e-8, 1e-30)
+    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    return (float(a), float(max(b, a + 1)))
+
+
+def long_curve(plot: pg.PlotItem, pen: pg.QtGui.QPen, name: str | None = None) -> pg.PlotDataItem:
+    """A curve item made for ever-growing data: peak downsampling and clip-to-view (DESIGN.md §5)."""
+    item = plot.plot(pen=pen, name=name)  # created once; updated with setData
+    item.setDownsampling(auto=True, method="peak")
+    item.setClipToView(True)
+    return item

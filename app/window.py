@@ -1,0 +1,322 @@
+"""The main window: toolbar, panels and views docked around the network, banner, title and layout memory."""
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDockWidget,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine import EngineError, SessionSpec
+from engine.spec import parse_spec, spec_to_dict
+from engine.stack import Stack, with_stack
+
+from .controller import Controller
+from .files import FileManager
+from .panels.data import DataPanel
+from .panels.training import TrainingPanel
+from .paths import settings_file
+from .views.curves import CurvesView
+from .views.health import HealthView
+from .views.network import NetworkView
+from .views.output import OutputView
+
+STATUS_TEXT = {"ready": "ready", "running": "training", "paused": "paused", "finished": "paused",
+               "diverged": "diverged", "early_stopped": "stopped early"}
+
+
+class Banner(QFrame):
+    """A strip above the network that explains why training stopped by itself."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.action = QPushButton("Reset")
+        self.action.setToolTip("Start over from the same initial weights (R)")
+        close = QPushButton("✕")
+        close.setFlat(True)
+        close.setToolTip("Hide this message")
+        close.clicked.connect(self.hide)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(8, 4, 8, 4)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.action)
+        row.addWidget(close)
+        self.hide()
+
+    def show_message(self, text: str, severe: bool) -> None:
+        colour = "#fde2e1; color: #7a1712" if severe else "#e3f0fb; color: #0b3c5d"
+        self.setStyleSheet(f"Banner {{ background: {colour.split(';')[0]}; border-radius: 4px; }}"
+                           f" QLabel {{ {colour.split('; ')[1]}; }}")
+        self.label.setText(text)
+        self.show()
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # fit the width, scroll down
+    return area
+
+
+class MainWindow(QMainWindow):
+    """One session per window. Panels edit the spec through the controller; views redraw on its frames."""
+
+    def __init__(self, spec: SessionSpec) -> None:
+        super().__init__()
+        self.setObjectName("main_window")
+        self.setAcceptDrops(True)
+        self.controller = Controller(spec, self)
+        c = self.controller
+        self.network = NetworkView(c)
+        self.output = OutputView(c)
+        self.curves = CurvesView(c)
+        self.health = HealthView(c)
+        self.data_panel = DataPanel()
+        self.training_panel = TrainingPanel()
+        self.banner = Banner(self)
+        self.banner.action.clicked.connect(self._on_reset)
+        central = QWidget()
+        col = QVBoxLayout(central)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.addWidget(self.banner)
+        col.addWidget(self.network, 1)
+        self.setCentralWidget(central)
+        self.docks: dict[str, QDockWidget] = {}
+        self._dock("Data", scrolled(self.data_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Training", scrolled(self.training_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
+        self._dock("Output", self.output, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Curves", self.curves, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Health", self.health, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Curves"], self.docks["Health"])
+        self.docks["Curves"].raise_()
+        self._build_toolbar()
+        self.files = FileManager(self)
+        self._build_view_menu()
+        self.statusBar().showMessage("Press Space to train", 4000)
+        self.params_label = QLabel()
+        self.statusBar().addPermanentWidget(self.params_label)
+
+        c.frame.connect(self._on_frame)
+        c.state_changed.connect(self._on_state)
+        c.spec_changed.connect(self._on_spec)
+        c.modified_changed.connect(self.setWindowModified)
+        c.stopped.connect(self._on_stopped)
+        c.errored.connect(self._on_error)
+        self.data_panel.spec_edited.connect(self.apply_spec)
+        self.training_panel.spec_edited.connect(self.apply_spec)
+        self.network.stack_edited.connect(self._on_stack_edited)
+        self.network.features_edited.connect(self._on_features_edited)
+        self._on_spec()
+        self._on_state()
+        self.resize(1560, 940)
+        self.resizeDocks([self.docks["Data"], self.docks["Output"]], [330, 470], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Output"], self.docks["Curves"]], [430, 430], Qt.Orientation.Vertical)
+        self.restore_layout()
+
+    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{title.lower()}")
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        self.docks[title] = dock
+
+    # --- toolbar -----------------------------------------------------------------------------------
+
+    def _action(self, text: str, tip: str, shortcut: QKeySequence | str, slot: object,
+                icon: QStyle.StandardPixmap) -> QAction:
+        action = QAction(self.style().standardIcon(icon), text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(f"{tip} ({QKeySequence(shortcut).toString()})")
+        action.triggered.connect(slot)
+        return action
+
+    def _build_toolbar(self) -> None:
+        bar = QToolBar("Training")
+        bar.setObjectName("toolbar_training")
+        bar.setMovable(False)
+        self.addToolBar(bar)
+        sp = QStyle.StandardPixmap
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.play_action = self._action("Play", "Train until paused", "Space", self._on_play, sp.SP_MediaPlay)
+        self.epoch_action = self._action("Epoch", "Train exactly one epoch", "Right", self._on_step_epoch,
+                                         sp.SP_MediaSkipForward)
+        self.batch_action = self._action("Batch", "Train one minibatch step", "Shift+Right", self._on_step_batch,
+                                         sp.SP_MediaSeekForward)
+        self.reset_action = self._action("Reset", "Start over", "R", self._on_reset, sp.SP_BrowserReload)
+        for a in (self.play_action, self.epoch_action, self.batch_action, self.reset_action):
+            bar.addAction(a)
+        self.same_weights = QCheckBox("same initial weights")
+        self.same_weights.setChecked(True)
+        self.same_weights.setToolTip("Reset to the same initial weights (the seed); untick to draw new ones")
+        bar.addWidget(self.same_weights)
+        bar.addSeparator()
+        self.epoch_label = QLabel()
+        self.epoch_label.setToolTip("Epochs trained (an epoch is one pass over the training set)")
+        self.epoch_label.setStyleSheet("font-size: 16pt; padding: 0 12px;")
+        self.rate_label = QLabel()
+        self.rate_label.setMinimumWidth(110)
+        self.rate_label.setToolTip("Training speed over the last two seconds")
+        self.status_label = QLabel()
+        self.status_label.setToolTip("What training is doing, the current learning rate and the last loss")
+        for w in (self.epoch_label, self.rate_label, self.status_label):
+            bar.addWidget(w)
+
+    def _build_view_menu(self) -> None:
+        menu = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            action = dock.toggleViewAction()
+            action.setToolTip(f"Show or hide the {dock.windowTitle()} panel")
+            menu.addAction(action)
+
+    # --- toolbar actions ---------------------------------------------------------------------------
+
+    @Slot()
+    def _on_play(self) -> None:
+        self.banner.hide()
+        self.controller.toggle()
+
+    @Slot()
+    def _on_step_epoch(self) -> None:
+        self.controller.step_epoch()
+
+    @Slot()
+    def _on_step_batch(self) -> None:
+        self.controller.step_batch()
+
+    @Slot()
+    def _on_reset(self) -> None:
+        self.banner.hide()
+        try:
+            self.controller.reset(self.same_weights.isChecked())
+        except EngineError as exc:
+            self._on_error(str(exc))
+
+    # --- edits -------------------------------------------------------------------------------------
+
+    @Slot(object)
+    def apply_spec(self, spec: SessionSpec) -> bool:
+        """Apply an edited spec; a spec the engine rejects is explained and the panels show the old one."""
+        try:
+            spec = parse_spec(spec_to_dict(spec))  # full validation: model_copy does not validate
+            self.controller.set_spec(spec)
+        except EngineError as exc:
+            self.statusBar().showMessage(f"Not applied: {exc}", 8000)
+            QMessageBox.warning(self, "Change not applied", str(exc))
+            self._on_spec()
+            return False
+        self.banner.hide()
+        return True
+
+    @Slot(object)
+    def _on_stack_edited(self, stack: Stack) -> None:
+        self.apply_spec(with_stack(self.controller.spec, stack))
+
+    @Slot(object)
+    def _on_features_edited(self, features: tuple[str, ...]) -> None:
+        spec = self.controller.spec
+        ds = spec.dataset.model_copy(update={"features": features})
+        self.apply_spec(spec.model_copy(update={"dataset": ds}))
+
+    # --- from the controller -----------------------------------------------------------------------
+
+    @Slot()
+    def _on_spec(self) -> None:
+        spec = self.controller.spec
+        self.data_panel.set_spec(spec)
+        self.training_panel.set_spec(spec)
+        self.params_label.setText(f"{self.controller.trainer.info.total_params:,} parameters")
+        self.files.update_title()
+
+    @Slot()
+    def _on_state(self) -> None:
+        playing = self.controller.playing
+        self.play_action.setText("Pause" if playing else "Play")
+        self.play_action.setIcon(self.style().standardIcon(
+            QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay))
+        self.play_action.setToolTip(f"{'Pause training' if playing else 'Train until paused'} (Space)")
+        self._on_frame()
+
+    @Slot()
+    def _on_frame(self) -> None:
+        c = self.controller
+        snap = c.snapshot
+        epoch = snap.epoch if snap else 0
+        self.epoch_label.setText(f"Epoch {epoch:07,d}")
+        self.rate_label.setText(f"{c.epochs_per_second():,.0f} epochs/s" if c.playing else "")
+        if snap is None:
+            return
+        status = "training" if c.playing else STATUS_TEXT.get(snap.status, snap.status)
+        if not c.playing and snap.step == 0:
+            status = "ready: press Space to train"
+        loss = c.history.epochs["epoch_test_loss"]
+        last = f" · test loss {loss.view()[-1]:.4f}" if loss.n else ""
+        self.status_label.setText(f"{status} · lr {snap.lr:.4g}{last}")
+
+    @Slot(str, str)
+    def _on_stopped(self, status: str, message: str) -> None:
+        if status == "diverged":
+            self.banner.show_message(f"Training diverged and paused: {message}.", severe=True)
+        else:
+            self.banner.show_message(message[:1].upper() + message[1:] + ".", severe=False)
+
+    @Slot(str)
+    def _on_error(self, message: str) -> None:
+        QMessageBox.critical(self, "Training error", message)
+
+    # --- layout memory, drops and closing ----------------------------------------------------------
+
+    def settings(self) -> QSettings:
+        return QSettings(str(settings_file()), QSettings.Format.IniFormat)
+
+    def restore_layout(self) -> None:
+        s = self.settings()
+        geometry, state = s.value("window/geometry"), s.value("window/state")
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def save_layout(self) -> None:
+        s = self.settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.sync()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls and urls[0].isLocalFile() and urls[0].toLocalFile().endswith((".dlp", ".json")):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        urls = event.mimeData().urls()
+        if urls:
+            event.acceptProposedAction()
+            self.files.open_path(urls[0].toLocalFile())
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.files.confirm_discard("quitting"):
+            event.ignore()
+            return
+        self.controller.shutdown()
+        self.files.finish()
+        self.save_layout()
+        event.accept()
