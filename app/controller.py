@@ -54,6 +54,7 @@ class Controller(QObject):
         trainer = Trainer(spec, checkpoint=checkpoint)
         self.spec = checkpoint.spec if checkpoint is not None else spec
         self.trainer = trainer
+        self.snapshot = None  # views wait for the new run's first frame
         self.history = RunHistory(trainer.steps_per_epoch)
         self.set_modified(False)
         self.spec_changed.emit()
@@ -133,6 +134,7 @@ class Controller(QObject):
         self.pause()
         trainer = Trainer(spec)  # may raise: the old run stays
         self.spec, self.trainer = spec, trainer
+        self.snapshot = None  # views wait for the new run's first frame
         self.history = RunHistory(trainer.steps_per_epoch)
         self.set_modified(True)
         self.spec_changed.emit()

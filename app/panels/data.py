@@ -78,7 +78,7 @@ class DataPanel(QWidget):
         grid = QGridLayout()
         grid.setSpacing(4)
         for name in DATASET_NAMES:
-            b = QToolButton()
+            b = QToolButton(self)  # parented: a hidden button must never become a window of its own
             b.setCheckable(True)
             b.setIcon(QIcon(QPixmap.fromImage(thumbnail(name))))
             b.setIconSize(QSize(THUMB, THUMB))
@@ -156,10 +156,10 @@ class DataPanel(QWidget):
         while self._grid.count():
             self._grid.takeAt(0)
         shown = [n for n in DATASET_NAMES if (n in REGRESSION_DATASETS) == (task == "regression")]
-        for name, b in self.buttons.items():
-            b.setVisible(name in shown)
         for i, name in enumerate(shown):
             self._grid.addWidget(self.buttons[name], i // 4, i % 4)
+        for name, b in self.buttons.items():  # after addWidget: reparenting hides a widget
+            b.setVisible(name in shown)
 
     def set_spec(self, spec: SessionSpec) -> None:
         """Show a spec's data settings without emitting edits."""

@@ -1,0 +1,191 @@
+"""Each view draws real data (item data and pixels), hover texts read values, and the network view edits."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QImage
+
+from engine.stack import from_model, with_stack
+
+
+def train_epochs(qtbot, window, n: int) -> None:
+    c = window.controller
+    target = c.trainer.epoch + n
+    c.play()
+    qtbot.waitUntil(lambda: c.snapshot.epoch >= target, timeout=30_000)
+    c.pause()
+
+
+def pixels(widget) -> np.ndarray:
+    img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    arr = np.frombuffer(img.constBits(), dtype=np.uint8).reshape(img.height(), img.bytesPerLine())
+    return arr[:, :img.width() * 3].copy()
+
+
+def test_network_view_draws_neurons_and_links_that_change(open_window, qtbot):
+    w = open_window("spiral")
+    canvas = w.network.canvas
+    before = pixels(canvas)
+    cols = canvas.columns
+    assert [c.node for c in cols] == ["input", "dense_1", "dense_2", "dense_3", "dense_4", "output"]
+    assert all(len(c.rects) == min(c.units, 16) for c in cols[1:-1])
+    assert len(canvas.links) == 7 * 8 + 3 * 64 + 8  # all features are on in this preset
+    train_epochs(qtbot, w, 5)
+    after = pixels(canvas)
+    assert (before != after).any(axis=1).mean() > 0.05
+    weights = w.controller.snapshot.probe.weights["dense_2"]
+    _c, u, v, wt = next(link for link in canvas.links if link[0] == 1)
+    assert wt == float(weights[v, u])
+
+
+def test_hovering_the_network_names_links_and_neurons(open_window):
+    w = open_window("tfp-circle")
+    canvas = w.network.canvas
+    i = next(k for k, link in enumerate(canvas.links) if link[0] == 1)
+    _c, _u, _v, wt = canvas.links[i]
+    text = canvas.describe(canvas.link_midpoint(i))
+    assert text.startswith("weight dense_1[") and f"{wt:+.4f}" in text
+    rect = canvas.columns[1].rects[0]
+    text = canvas.describe(rect.center())
+    assert "neuron 1 of" in text and "bias" in text
+    assert canvas.describe(QPointF(-100, -100)) == ""
+
+
+def test_output_view_shows_points_and_discretizes(open_window, qtbot):
+    w = open_window("tfp-circle")
+    data = w.controller.trainer.data
+    xs, ys = w.output.train_points.getData()
+    np.testing.assert_allclose(np.c_[xs, ys], data.points_train)
+    assert not w.output.test_points.isVisible()
+    w.output.show_test.setChecked(True)
+    assert w.output.test_points.isVisible() and len(w.output.test_points.getData()[0]) == len(data.y_test)
+    before = pixels(w.output.plot)
+    train_epochs(qtbot, w, 5)
+    assert (pixels(w.output.plot) != before).any(axis=1).mean() > 0.2  # the boundary moved on screen
+    smooth = w.output.rgb.copy()
+    w.output.discretize.setChecked(True)
+    hard = w.output.rgb
+    assert len(np.unique(hard.reshape(-1, 3), axis=0)) <= 3 < len(np.unique(smooth.reshape(-1, 3), axis=0))
+    np.testing.assert_array_equal(w.output.image.image, hard)
+
+
+def test_curves_hold_every_epoch_and_hover_reads_them(open_window, qtbot):
+    w = open_window("tfp-circle")
+    train_epochs(qtbot, w, 4)
+    h = w.controller.history
+    np.testing.assert_array_equal(w.curves.train_curve.yData, h.epochs["epoch_train_loss"].view())
+    np.testing.assert_array_equal(w.curves.test_acc.yData, h.epochs["epoch_test_accuracy"].view())
+    assert len(w.curves.step_curve.yData) == w.controller.trainer.step
+    text = w.curves.values_at(2.2)
+    assert text.startswith("epoch 2: train loss") and f"{h.epochs['epoch_train_loss'].view()[1]:.4g}" in text
+    w.curves.log_y.setChecked(True)
+    assert w.curves.loss_plot.getAxis("left").logMode
+
+
+def test_health_view_plots_gradients_dead_units_and_histograms(open_window, qtbot):
+    w = open_window("tfp-circle")
+    w.docks["Health"].raise_()
+    spec = w.controller.spec
+    stack = from_model(spec.model)
+    relu = replace(stack, layers=tuple(replace(layer, activation="relu") for layer in stack.layers))
+    assert w.apply_spec(with_stack(spec, relu))
+    train_epochs(qtbot, w, 3)
+    qtbot.waitUntil(lambda: w.health.grad_curves["dense_1"].yData is not None)
+    probe = w.controller.snapshot.probe
+    assert set(w.health.dead_curves) == {"dense_1", "dense_2"}
+    assert not w.health.dead_note.isVisible()
+    grads = w.health.grad_curves["dense_1"].yData
+    assert np.isfinite(grads).any() and (grads[np.isfinite(grads)] > -10).all()  # log10 of real norms
+    counts = w.health.hist_curves["dense_1"].yData
+    assert counts.sum() == probe.weights["dense_1"].size
+
+
+def test_network_buttons_edit_the_stack_and_reset(open_window):
+    w = open_window("tfp-circle")
+    c = w.controller
+    layers = from_model(c.spec.model).layers
+    run = c.trainer.run_id
+    w.network.layer_plus.click()
+    assert len(from_model(c.spec.model).layers) == len(layers) + 1 and c.trainer.run_id != run
+    header = w.network.headers[1]
+    header.findChildren(type(w.network.layer_plus))[1].click()  # "+" neuron on hidden layer 1
+    assert from_model(c.spec.model).layers[0].units == layers[0].units + 1
+    w.network.headers[1].activation.setCurrentText("relu")
+    assert from_model(c.spec.model).layers[0].activation == "relu"
+    w.network.headers[2].bn.setChecked(True)
+    w.network.headers[2].dropout.setValue(0.3)
+    stack = from_model(c.spec.model)
+    assert stack.layers[1].batch_norm and stack.layers[1].dropout == 0.3
+    assert [n.op for n in c.spec.model.nodes].count("dropout") == 1
+    w.network.layer_minus.click()
+    assert len(from_model(c.spec.model).layers) == len(layers)
+    assert w.isWindowModified()
+
+
+def test_clicking_a_feature_toggles_it(open_window, qtbot):
+    w = open_window("tfp-circle")
+    canvas = w.network.canvas
+    x1_sq = canvas.columns[0].rects[2]
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=x1_sq.center().toPoint())
+    assert w.controller.spec.dataset.features == ("x1", "x2", "x1_sq")
+    assert w.data_panel.features["x1_sq"].isChecked()
+    qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=x1_sq.center().toPoint())
+    assert w.controller.spec.dataset.features == ("x1", "x2")
+
+
+def test_dataset_thumbnails_switch_the_problem(open_window):
+    w = open_window("tfp-circle")
+    panel = w.data_panel
+    panel.buttons["spiral3"].click()
+    spec = w.controller.spec
+    assert spec.dataset.name == "spiral3" and spec.loss == "cross_entropy"
+    assert w.training_panel.loss.currentData() == "cross_entropy"
+    panel.problem.setCurrentIndex(panel.problem.findData("regression"))
+    assert w.controller.spec.dataset.name == "plane" and w.controller.spec.dataset.samples == 1200
+    assert panel.buttons["multigauss"].isVisibleTo(panel) and not panel.buttons["xor"].isVisibleTo(panel)
+    from app.colors import NEGATIVE, POSITIVE
+    from app.panels.data import thumbnail
+
+    img = thumbnail("spiral").convertToFormat(QImage.Format.Format_RGB888)
+    arr = np.frombuffer(img.constBits(), dtype=np.uint8).reshape(img.height(), img.bytesPerLine())
+    colours = {tuple(p) for p in arr[:, :img.width() * 3].reshape(-1, 3)}
+    assert NEGATIVE in colours and POSITIVE in colours  # both classes drawn from the real generator
+
+
+def test_an_invalid_edit_is_explained_and_not_applied(open_window, dialogs):
+    w = open_window("spiral3")
+    spec = w.controller.spec
+    w.training_panel.loss.setCurrentIndex(w.training_panel.loss.findData("bce"))
+    assert w.controller.spec == spec
+    assert dialogs.texts("warning") and "two classes" in dialogs.texts("warning")[0]
+    assert w.training_panel.loss.currentData() == "cross_entropy"  # the panel shows the spec in force
+
+
+def test_every_control_has_a_tooltip(open_window):
+    from PySide6.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QSlider
+
+    w = open_window("tfp-circle")
+    missing = []
+    for kind in (QAbstractButton, QAbstractSpinBox, QComboBox, QSlider):
+        for widget in w.findChildren(kind):
+            if widget.isVisibleTo(w) and not widget.toolTip() and widget.objectName() != "qt_toolbar_ext_button":
+                parent = widget.parent()
+                if parent is not None and parent.metaObject().className() in ("QDockWidget", "QTabBar",
+                                                                                "QScrollBar", "QAbstractSpinBox"):
+                    continue
+                missing.append((type(widget).__name__, getattr(widget, "text", lambda: "")()))
+    actions = [a for a in w.findChildren(type(w.play_action)) if a.text() and not a.toolTip()]
+    assert not missing, missing
+    assert not actions
+
+
+def test_the_engine_imports_without_qt():
+    code = ("import sys, engine, engine.cli, engine.stack, engine.session; "
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'shiboken6', 'pyqtgraph', 'app')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
