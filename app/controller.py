@@ -45,6 +45,11 @@ class Controller(QObject):
         self.trainer = Trainer(spec)
         self.history = RunHistory(self.trainer.steps_per_epoch)
         self._show_initial()
+        # The first torch optimizer imports torch._dynamo (~2 s): do that in the training thread so the
+        # window is usable at once; a play pressed meanwhile starts when it is done.
+        self._queued: str | None = None
+        self._preparing = True
+        self.worker.request(self.trainer, Job("prepare"))
 
     # --- the run ---------------------------------------------------------------------------------
 
@@ -85,6 +90,11 @@ class Controller(QObject):
             self.play()
 
     def _start(self, kind: str) -> None:
+        if self._preparing:
+            self._queued = kind
+            self.playing = kind == "play"
+            self.state_changed.emit()
+            return
         if self.worker.busy:
             if kind == "play":
                 return
@@ -99,6 +109,7 @@ class Controller(QObject):
 
     def pause(self) -> None:
         """Stop at the next step boundary and wait for it (a step of these networks takes microseconds)."""
+        self._queued = None
         if self.worker.busy:
             self.worker.pause()
             self._draw()  # show where it stopped now, not after the queued signals arrive
@@ -196,6 +207,13 @@ class Controller(QObject):
     def _on_idle(self) -> None:
         if self.worker.busy:
             return  # a newer job already runs
+        if self._preparing:
+            self._preparing = False
+            queued, self._queued = self._queued, None
+            if queued is not None:
+                self.playing = False
+                self._start(queued)
+            return
         self._draw()
         if self.playing:
             self.playing = False

@@ -21,7 +21,7 @@ from engine import EngineError, Snapshot, Trainer
 class Job:
     """What the worker should do next: play until paused, one epoch or one batch."""
 
-    kind: str  # play | epoch | batch
+    kind: str  # play | epoch | batch | prepare (build the optimizer: torch's first one imports for ~2 s)
 
 
 class TrainingWorker(QObject):
@@ -113,6 +113,9 @@ class TrainingWorker(QObject):
             self.finished.emit()
 
     def _run(self, trainer: Trainer, job: Job) -> None:
+        if job.kind == "prepare":
+            trainer.optimizer  # noqa: B018 (built here, off the GUI thread)
+            return
         if job.kind == "batch":
             gen = trainer.run(steps=1, stop=self._pause)
         elif job.kind == "epoch":

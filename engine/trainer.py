@@ -128,8 +128,7 @@ class Trainer:
         self.params = list(self.model.parameters())
         self._found_inf = torch.zeros(1, device=self.device)
         self._one = torch.ones(1, device=self.device)
-        self.optimizer = make_optimizer(self.spec.optimizer, self.model)
-        self._optimizer_step = _raw_step(self.optimizer)
+        self._optimizer: torch.optim.Optimizer | None = None  # built on first use (see `optimizer`)
         self.run_id = next(_run_ids)
         self.step = 0
         self.epoch = 0
@@ -154,11 +153,23 @@ class Trainer:
         self._probe_seconds = 0.0
         self._probe_count = 0
 
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The torch optimizer, built on first use: torch's first optimizer imports torch._dynamo (~2 s), which
+        an app can then do in its training thread instead of before its window appears."""
+        if self._optimizer is None:
+            self._optimizer = make_optimizer(self.spec.optimizer, self.model)
+            self._optimizer_step = _raw_step(self._optimizer)
+            for group in self._optimizer.param_groups:
+                group["lr"] = self._lr
+        return self._optimizer
+
     def _set_lr(self) -> None:
         lr = self.spec.optimizer.lr * lr_factor(self.spec.schedule, self.step, self.steps_per_epoch)
         if lr != self._lr:
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
+            if self._optimizer is not None:
+                for group in self._optimizer.param_groups:
+                    group["lr"] = lr
             self._lr = lr
 
     @property
@@ -184,8 +195,7 @@ class Trainer:
         self.spec = self.spec.model_copy(update=updates)
         new = self.spec.optimizer
         if new.kind != old.kind:
-            self.optimizer = make_optimizer(new, self.model)  # a new kind starts with fresh state
-            self._optimizer_step = _raw_step(self.optimizer)
+            self._optimizer = None  # a new kind starts with fresh state
             self.message = f"optimizer changed to {new.kind}; its state starts fresh"
         self._lr = -1.0
         self._set_lr()
@@ -239,7 +249,8 @@ class Trainer:
         if reg.weight_decay:
             with torch.no_grad():
                 torch._foreach_mul_(self.decay_weights, 1.0 - self._lr * reg.weight_decay)
-        self._optimizer_step(self.optimizer)
+        optimizer = self.optimizer
+        self._optimizer_step(optimizer)
         self.history["step_loss"].append(value)
         self.step += 1
         self.batch_index += 1

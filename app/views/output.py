@@ -64,7 +64,8 @@ class OutputView(QWidget):
         for item, pts, y in ((self.train_points, data.points_train, data.y_train),
                              (self.test_points, data.points_test, data.y_test)):
             cols = label_colors(y, task)
-            brushes = [pg.mkBrush(*c) for c in cols]
+            palette = {c: pg.mkBrush(*c) for c in {tuple(int(v) for v in c) for c in cols}}  # a few shared brushes
+            brushes = [palette[tuple(int(v) for v in c)] for c in cols]
             item.setData(pos=np.ascontiguousarray(pts, dtype=np.float64), brush=brushes)
         self.test_points.setVisible(self.show_test.isChecked())
         self._probe_step = -1
