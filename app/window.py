@@ -81,6 +81,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setObjectName("main_window")
         self.setAcceptDrops(True)
+        # Qt deletes the closed window's tree in its own order; left to Python's garbage collector, the
+        # pyqtgraph scenes of a closed window were seen to crash the process when a second window was built.
+        self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.controller = Controller(spec, self)
         c = self.controller
         self.network = NetworkView(c)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import shiboken6
 from PySide6.QtWidgets import QMessageBox
 
 from app import worker
@@ -70,7 +71,6 @@ def open_window(qtbot) -> Iterator[Any]:
     def make(source: str | None = "tfp-circle") -> MainWindow:
         window, error = build(source)
         assert error is None, error
-        qtbot.addWidget(window)
         window.show()
         qtbot.waitExposed(window)
         windows.append(window)
@@ -78,6 +78,7 @@ def open_window(qtbot) -> Iterator[Any]:
 
     yield make
     for w in windows:
-        w.controller.set_modified(False)
-        w.close()
+        if shiboken6.isValid(w):  # pytest-qt may have closed (and so deleted) it already
+            w.controller.set_modified(False)
+            w.close()
         assert not w.controller.training.running()

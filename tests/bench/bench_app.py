@@ -21,13 +21,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("DL_PLAYGROUND_HOME", tempfile.mkdtemp(prefix="dlp-bench-"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import numpy as np  # noqa: E402
-from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+import numpy as np
+from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+from PySide6.QtWidgets import QApplication
 
-from app.main import configure  # noqa: E402
-from app.window import MainWindow  # noqa: E402
-from tests.bench.bench_engine import cases  # noqa: E402
+from app.main import configure
+from app.window import MainWindow
+from tests.bench.bench_engine import cases
 
 TFP = {"tfp-circle": 59.0, "spiral 8x6": 13.0}
 TARGET = {"tfp-circle": 5.0, "spiral 8x6": 10.0}
