@@ -128,7 +128,7 @@ class MainWindow(QMainWindow):
         self._on_spec()
         self._on_state()
         self.resize(1560, 940)
-        self.resizeDocks([self.docks["Data"], self.docks["Output"]], [330, 470], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Data"], self.docks["Output"]], [350, 470], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Output"], self.docks["Curves"]], [430, 430], Qt.Orientation.Vertical)
         self.restore_layout()
 
@@ -277,7 +277,7 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def _on_stopped(self, status: str, message: str) -> None:
         if status == "diverged":
-            self.banner.show_message(f"Training diverged and paused: {message}.", severe=True)
+            self.banner.show_message(f"Training paused: it {message}.", severe=True)
         else:
             self.banner.show_message(message[:1].upper() + message[1:] + ".", severe=False)
 

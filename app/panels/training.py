@@ -28,7 +28,7 @@ SCHEDULES = {
     "constant": "Constant", "step": "Step decay", "exponential": "Exponential decay", "cosine": "Cosine",
     "warmup_cosine": "Warm-up + cosine",
 }
-LOSSES = {"mse": "Mean squared error", "cross_entropy": "Cross-entropy (softmax)", "bce": "Binary cross-entropy"}
+LOSSES = {"mse": "Mean squared error", "cross_entropy": "Cross-entropy", "bce": "Binary cross-entropy"}
 _optimizer = TypeAdapter(OptimizerSpec)
 _schedule = TypeAdapter(ScheduleSpec)
 

@@ -26,8 +26,8 @@ class HealthView(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.grad_plot = self.graphics.addPlot(row=0, col=0, title="gradient norm per layer")
-        self.dead_plot = self.graphics.addPlot(row=1, col=0, title="dead ReLU units (%)")
-        self.hist_plot = self.graphics.addPlot(row=2, col=0, title="weight histogram per layer")
+        self.dead_plot = self.graphics.addPlot(row=1, col=0, title="dead ReLU units (%), colours as above")
+        self.hist_plot = self.graphics.addPlot(row=2, col=0, title="weight histogram per layer, colours as above")
         self.grad_plot.setLogMode(y=True)
         self.grad_plot.setLabel("bottom", "epoch")
         self.dead_plot.setLabel("bottom", "epoch")
@@ -36,7 +36,8 @@ class HealthView(QWidget):
         for p in (self.grad_plot, self.dead_plot, self.hist_plot):
             p.showGrid(x=True, y=True, alpha=0.15)
             prepare_plot(p)
-            p.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        # One legend for all three: a layer keeps its colour in every plot.
+        self.legend = self.grad_plot.addLegend(offset=(-5, 5), labelTextSize="8pt", colCount=4)
         self.grad_range = StableRange(self.grad_plot)
         self.dead_range = StableRange(self.dead_plot)
         self.hist_range = StableRange(self.hist_plot)
@@ -61,9 +62,12 @@ class HealthView(QWidget):
         for item in curves.values():
             plot.removeItem(item)
         curves.clear()
-        plot.legend.clear()
-        for i, node in enumerate(nodes):
-            curves[node] = plot.plot(pen=layer_pen(i), name=node, **kw)
+        if plot is self.grad_plot:
+            self.legend.clear()
+        layers = self.controller.trainer.info.order
+        for node in nodes:
+            name = node if plot is self.grad_plot else None
+            curves[node] = plot.plot(pen=layer_pen(layers.index(node)), name=name, **kw)
 
     @Slot()
     def _on_frame(self) -> None:
