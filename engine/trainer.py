@@ -356,8 +356,11 @@ class Trainer:
         self._probe_count += 1
         every = self.spec.training.probe_every
         if every == 0:
-            # Space probes in time so they cost ≤ PROBE_BUDGET of it, however fast or slow the steps are.
-            self._next_probe_at = time.perf_counter() + spent / PROBE_BUDGET
+            # Space probes in time so they cost ≤ PROBE_BUDGET of it, however fast or slow the steps are. A
+            # slow one-off (the first call warms torch up) should not hold the next back: use the mean if
+            # lower, and never wait more than a second.
+            cost = min(spent, self._probe_seconds / self._probe_count)
+            self._next_probe_at = time.perf_counter() + min(cost / PROBE_BUDGET, 1.0)
             every = 1
         self._next_probe = self.step + every
 
