@@ -148,7 +148,12 @@ class TrainingThread:
         """Stop the job, end the loop, quit the thread and wait for it. True when the thread has ended."""
         self.worker.quit()
         self.thread.quit()
-        return self.thread.wait(timeout_ms)
+        if self.thread.wait(timeout_ms):
+            return True
+        # Only building the first optimizer (an import) cannot stop early; a QThread destroyed while it runs
+        # aborts the process, so wait for it rather than lose everything.
+        self.thread.wait()
+        return False
 
     def running(self) -> bool:
         try:

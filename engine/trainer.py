@@ -24,6 +24,7 @@ from .spec import OptimizerSpec, Regularization, ScheduleSpec, SessionSpec
 
 HISTORY_KEYS = ("step_loss", "epoch_train_loss", "epoch_test_loss", "epoch_train_accuracy", "epoch_test_accuracy")
 PROBE_BUDGET = 0.03  # automatic probes take at most this share of training time
+PROBE_MIN_INTERVAL = 1 / 12  # and come at most 12 times a second: each one is redrawn by several views
 
 
 @dataclass(frozen=True)
@@ -360,7 +361,7 @@ class Trainer:
             # slow one-off (the first call warms torch up) should not hold the next back: use the mean if
             # lower, and never wait more than a second.
             cost = min(spent, self._probe_seconds / self._probe_count)
-            self._next_probe_at = time.perf_counter() + min(cost / PROBE_BUDGET, 1.0)
+            self._next_probe_at = time.perf_counter() + min(max(cost / PROBE_BUDGET, PROBE_MIN_INTERVAL), 1.0)
             every = 1
         self._next_probe = self.step + every
 

@@ -36,6 +36,7 @@ class CurvesView(QWidget):
         self.loss_range = StableRange(self.loss_plot)
         self.acc_plot.setYRange(0, 1, padding=0.02)
         self._xmax: float | None = None
+        self._epochs_drawn: tuple[int, int, bool] = (-1, -1, False)
         self._ymax: float | None = None
         self.loss_plot.addLegend(offset=(-10, 10))
         self.acc_plot.addLegend(offset=(-10, -10))
@@ -79,14 +80,17 @@ class CurvesView(QWidget):
         if h.step_loss.n == 0:
             self._xmax = self._ymax = None  # a new run: the axes start small again
         self.step_curve.setData(h.step_x(), h.step_loss.view())
-        ex = h.epoch_x()
-        self.train_curve.setData(ex, h.epochs["epoch_train_loss"].view())
-        self.test_curve.setData(ex, h.epochs["epoch_test_loss"].view())
         classify = self.controller.spec.dataset.task == "classification"
         self.acc_plot.setVisible(classify)
-        if classify:
-            self.train_acc.setData(ex, h.epochs["epoch_train_accuracy"].view())
-            self.test_acc.setData(ex, h.epochs["epoch_test_accuracy"].view())
+        key = (h.run_id, h.n_epochs, classify)
+        if key != self._epochs_drawn:  # epoch curves change only when an epoch ends
+            self._epochs_drawn = key
+            ex = h.epoch_x()
+            self.train_curve.setData(ex, h.epochs["epoch_train_loss"].view())
+            self.test_curve.setData(ex, h.epochs["epoch_test_loss"].view())
+            if classify:
+                self.train_acc.setData(ex, h.epochs["epoch_train_accuracy"].view())
+                self.test_acc.setData(ex, h.epochs["epoch_test_accuracy"].view())
         self._update_ranges(h)
 
     def _update_ranges(self, h: RunHistory) -> None:
