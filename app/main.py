@@ -54,7 +54,8 @@ def offer_recovery(window: MainWindow) -> None:
 
 
 def build(source: str | None) -> tuple[MainWindow, str | None]:
-    """The window with `source` open (the default preset, and an error, if it cannot be opened)."""
+    """The window with `source` open (the default preset, and an error, if it cannot be opened). Show it before
+    closing it: Qt sends no close event to a window never shown, and the close event stops the training thread."""
     error = None
     session = Session(load_preset(DEFAULT_PRESET), None, {})
     if source:

@@ -156,3 +156,25 @@ def test_window_remembers_its_layout(open_window):
     w.close()
     w2 = open_window()
     assert w2.docks["Health"].isHidden() and not w2.docks["Curves"].isHidden()
+
+
+def test_launch_with_a_bad_source_opens_the_default_and_says_why(tmp_path, qtbot):
+    from app.main import build
+
+    window, error = build(str(tmp_path / "missing.dlp"))
+    window.show()  # a window that was never shown gets no close event, so nothing would stop its thread
+    try:
+        assert error is not None and "missing.dlp" in error and "no such file" in error
+        assert window.controller.spec.name == "tfp-circle"
+    finally:
+        window.controller.set_modified(False)
+        window.close()
+
+
+def test_launch_with_a_spec_json(open_window, tmp_path):
+    from engine.presets import PRESET_DIR
+
+    spec = tmp_path / "mine.json"
+    spec.write_text((PRESET_DIR / "xor.json").read_text())
+    w = open_window(str(spec))
+    assert w.controller.spec.dataset.name == "xor" and w.files.path is None
