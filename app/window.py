@@ -71,6 +71,8 @@ def scrolled(widget: QWidget) -> QScrollArea:
     area.setWidgetResizable(True)
     area.setFrameShape(QScrollArea.Shape.NoFrame)
     area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # fit the width, scroll down
+    # Never narrower than the content plus a scroll bar, which would clip the right-hand edge of the controls.
+    area.setMinimumWidth(widget.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 2)
     return area
 
 
@@ -130,6 +132,7 @@ class MainWindow(QMainWindow):
         self.resize(1560, 940)
         self.resizeDocks([self.docks["Data"], self.docks["Output"]], [350, 470], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Output"], self.docks["Curves"]], [430, 430], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["Data"], self.docks["Training"]], [500, 360], Qt.Orientation.Vertical)
         self.restore_layout()
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:

@@ -42,7 +42,7 @@ DATASET_TIPS = {
     "plane": "Regression: a tilted plane",
     "multigauss": "Regression: six Gaussian bumps of either sign",
 }
-THUMB = 56
+THUMB = 48
 
 
 def thumbnail(name: str) -> QImage:

@@ -93,6 +93,9 @@ class TrainingPanel(QWidget):
         f.addRow(self.clip_on, self.clip)
         f.addRow(self.early_on, self.patience)
         f.addRow("", self.restore)
+        for combo in (self.optimizer, self.schedule, self.loss):  # fit a narrow dock instead of clipping
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
         layout = QVBoxLayout(self)
         layout.addWidget(opt_box)
         layout.addWidget(sched_box)
