@@ -36,7 +36,8 @@ def test_network_view_draws_neurons_and_links_that_change(open_window, qtbot):
     assert len(canvas.links) == 7 * 8 + 3 * 64 + 8  # all features are on in this preset
     train_epochs(qtbot, w, 5)
     after = pixels(canvas)
-    assert (before != after).any(axis=1).mean() > 0.05
+    h, wd = min(before.shape[0], after.shape[0]), min(before.shape[1], after.shape[1])  # docks may settle
+    assert (before[:h, :wd] != after[:h, :wd]).any(axis=1).mean() > 0.05
     weights = w.controller.snapshot.probe.weights["dense_2"]
     _c, u, v, wt = next(link for link in canvas.links if link[0] == 1)
     assert wt == float(weights[v, u])
