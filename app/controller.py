@@ -25,7 +25,7 @@ class Controller(QObject):
     stopped = Signal(str, str)  # status, message: a run ended by itself (diverged, early stop)
     errored = Signal(str)
 
-    def __init__(self, spec: SessionSpec, parent: QObject | None = None) -> None:
+    def __init__(self, spec: SessionSpec, checkpoint: Checkpoint | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.training = TrainingThread(self)
         self.worker = self.training.worker
@@ -41,8 +41,8 @@ class Controller(QObject):
         self.playing = False
         self.modified = False
         self.snapshot: Snapshot | None = None
-        self.spec = spec
-        self.trainer = Trainer(spec)
+        self.trainer = Trainer(spec, checkpoint=checkpoint)
+        self.spec = checkpoint.spec if checkpoint is not None else spec
         self.history = RunHistory(self.trainer.steps_per_epoch)
         self._show_initial()
         # The first torch optimizer imports torch._dynamo (~2 s): do that in the training thread so the

@@ -63,9 +63,8 @@ def build(source: str | None) -> tuple[MainWindow, str | None]:
             session = resolve(source)
         except EngineError as exc:
             error = f"{source}: {exc}"
-    window = MainWindow(session.spec)
-    if session.checkpoint is not None or session.ui:
-        window.files.show_session(session, None, session.spec.name)
+    window = MainWindow(session.spec, session.checkpoint)  # one trainer, built once, from the file's state
+    window.files.apply_ui(session.ui)
     if source and error is None:
         p = Path(source)
         if p.suffix == ".dlp" and p.is_file():

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine import EngineError, SessionSpec
+from engine import Checkpoint, EngineError, SessionSpec
 from engine.spec import parse_spec, spec_to_dict
 from engine.stack import Stack, with_stack
 
@@ -79,14 +79,14 @@ def scrolled(widget: QWidget) -> QScrollArea:
 class MainWindow(QMainWindow):
     """One session per window. Panels edit the spec through the controller; views redraw on its frames."""
 
-    def __init__(self, spec: SessionSpec) -> None:
+    def __init__(self, spec: SessionSpec, checkpoint: Checkpoint | None = None) -> None:
         super().__init__()
         self.setObjectName("main_window")
         self.setAcceptDrops(True)
         # Qt deletes the closed window's tree in its own order; left to Python's garbage collector, the
         # pyqtgraph scenes of a closed window were seen to crash the process when a second window was built.
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.controller = Controller(spec, self)
+        self.controller = Controller(spec, checkpoint, self)
         c = self.controller
         self.network = NetworkView(c)
         self.output = OutputView(c)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 import annotated_types as at
 from pydantic import BaseModel
-from PySide6.QtWidgets import QAbstractSpinBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+from PySide6.QtCore import QObject, QSignalBlocker
+from PySide6.QtWidgets import QAbstractSpinBox, QDoubleSpinBox, QFormLayout, QSpinBox
 
 TOOLTIPS = {
     "lr": "Learning rate: the step size of each update",
@@ -81,19 +83,9 @@ def read_form(boxes: dict[str, QAbstractSpinBox]) -> dict[str, float]:
     return {name: box.value() for name, box in boxes.items()}  # type: ignore[attr-defined]
 
 
-def blocked(widgets: list[QWidget]) -> _Blocker:
-    return _Blocker(widgets)
-
-
-class _Blocker:
-    """Silence widgets' signals while panels refresh them from the spec."""
-
-    def __init__(self, widgets: list[QWidget]) -> None:
-        self.widgets = widgets
-
-    def __enter__(self) -> None:
-        self.old = [w.blockSignals(True) for w in self.widgets]
-
-    def __exit__(self, *exc: object) -> None:
-        for w, old in zip(self.widgets, self.old):
-            w.blockSignals(old)
+def blocked(widgets: list[QObject]) -> ExitStack:
+    """Silence widgets' signals while panels refresh them from the spec (Qt's QSignalBlocker, for a list)."""
+    stack = ExitStack()
+    for w in widgets:
+        stack.enter_context(QSignalBlocker(w))
+    return stack
