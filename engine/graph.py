@@ -1,6 +1,7 @@
 """The model graph: a networkx DiGraph of layer nodes, validated, shape-checked and built into torch."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from torch import nn
 
 from .errors import GraphError, SpecError, format_pydantic
 from .layers import OPS, BuildContext, Dropout, Params, Shape, ShapeError, fmt_shape
+from .layers_generative import Reparameterize
 
 if TYPE_CHECKING:
     from .spec import ModelSpec, SessionSpec
@@ -71,19 +73,24 @@ def to_networkx(model: ModelSpec) -> nx.DiGraph:
     return g
 
 
-def analyse(model: ModelSpec, input_shape: Shape) -> GraphInfo:
-    """Validate ops, params, wiring and acyclicity; infer every node's shape and parameter count."""
+def node_params(model: ModelSpec, index: int) -> Params:
+    """Validate one node's op and params (raises SpecError naming the field)."""
+    node = model.nodes[index]
+    path = f"model.nodes[{index}]"
+    op = OPS.get(node.op)
+    if op is None:
+        raise GraphError(f"{path}.op", f"unknown op '{node.op}' (known: {', '.join(sorted(OPS))})")
+    try:
+        return op.params.model_validate(node.params)
+    except ValidationError as exc:
+        raise format_pydantic(exc, f"{path}.params") from None
+
+
+def analyse(model: ModelSpec, input_shape: Shape | None = None) -> GraphInfo:
+    """Validate ops, params, wiring and acyclicity; infer every node's shape and parameter count.
+    ``input_shape`` is the dataset's; without one, the input node must declare its shape."""
     g = to_networkx(model)
-    params: dict[str, Params] = {}
-    for node in model.nodes:
-        path = f"model.nodes[{g.nodes[node.id]['index']}]"
-        op = OPS.get(node.op)
-        if op is None:
-            raise GraphError(f"{path}.op", f"unknown op '{node.op}' (known: {', '.join(sorted(OPS))})")
-        try:
-            params[node.id] = op.params.model_validate(node.params)
-        except ValidationError as exc:
-            raise format_pydantic(exc, f"{path}.params") from None
+    params = {node.id: node_params(model, i) for i, node in enumerate(model.nodes)}
 
     for kind in ("input", "output"):
         found = [n for n in g if g.nodes[n]["op"] == kind]
@@ -93,6 +100,15 @@ def analyse(model: ModelSpec, input_shape: Shape) -> GraphInfo:
             raise GraphError("model", f"{len(found)} {kind} nodes ({', '.join(found)}): a network has exactly one")
     input_id = next(n for n in g if g.nodes[n]["op"] == "input")
     output_id = next(n for n in g if g.nodes[n]["op"] == "output")
+    declared = params[input_id].shape  # type: ignore[attr-defined]
+    in_path = f"model.nodes[{g.nodes[input_id]['index']}].params.shape"
+    if input_shape is None:
+        if declared is None:
+            raise GraphError(in_path, "no dataset gives the input its shape: declare one")
+        input_shape = tuple(declared)
+    elif declared is not None and tuple(declared) != tuple(input_shape):
+        raise GraphError(in_path, f"{input_id} is built for {fmt_shape(tuple(declared))} but the dataset gives "
+                         f"{fmt_shape(tuple(input_shape))}: pick a matching dataset or clear the declared shape")
 
     try:
         cycle = nx.find_cycle(g)
@@ -110,7 +126,8 @@ def analyse(model: ModelSpec, input_shape: Shape) -> GraphInfo:
         if k < lo or (hi is not None and k > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo}–{hi}")
             raise GraphError(path, f"{n} ({op.name}) takes {want} input{'s' if want != '1' else ''} but has {k}")
-    reach = nx.descendants(g, input_id) | {input_id}
+    sources = [n for n in g if OPS[g.nodes[n]["op"]].inputs == (0, 0)]
+    reach = set(sources).union(*(nx.descendants(g, n) for n in sources))
     for n in g:
         if n not in reach:
             raise GraphError(f"model.nodes[{g.nodes[n]['index']}]", f"{n} is not connected to the input {input_id}")
@@ -188,6 +205,89 @@ def check_spec(spec: SessionSpec) -> GraphInfo:
     return info
 
 
+@dataclass(frozen=True)
+class Diagnosis:
+    """What an editor shows for a draft graph: every shape it can infer, each block's own error, and the first
+    problem that keeps the whole from training (None when it is valid)."""
+
+    shapes: dict[str, Shape]
+    counts: dict[str, int]
+    errors: dict[str, str]
+    problem: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.problem is None
+
+
+def diagnose(model: ModelSpec, spec: SessionSpec | None = None, input_shape: Shape | None = None) -> Diagnosis:
+    """Check a draft graph without stopping at the first error; against the session's dataset and head when
+    ``spec`` is given (the draft replaces its model), otherwise against ``input_shape`` or the declared one."""
+    shapes: dict[str, Shape] = {}
+    counts: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    try:
+        g = to_networkx(model)
+    except GraphError as exc:
+        return Diagnosis(shapes, counts, errors, exc.why)
+    params: dict[str, Params] = {}
+    for i, node in enumerate(model.nodes):
+        try:
+            params[node.id] = node_params(model, i)
+        except SpecError as exc:
+            errors[node.id] = _local(exc)
+    if spec is not None:
+        from .datasets import input_shape as dataset_shape
+
+        input_shape = dataset_shape(spec.dataset)
+    if nx.is_directed_acyclic_graph(g):
+        for n in nx.topological_sort(g):
+            if n not in params:
+                continue
+            op, preds = OPS[g.nodes[n]["op"]], list(g.predecessors(n))
+            lo, hi = op.inputs
+            if len(preds) < lo or (hi is not None and len(preds) > hi):
+                want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo}–{hi}")
+                errors[n] = f"takes {want} input{'s' if want != '1' else ''} but has {len(preds)}"
+                continue
+            if any(p not in shapes for p in preds):
+                continue
+            in_shapes = [shapes[p] for p in preds]
+            if op.name == "input":
+                declared = params[n].shape  # type: ignore[attr-defined]
+                shape = input_shape if input_shape is not None else declared
+                if shape is None:
+                    errors[n] = "declare the input's shape (no dataset gives it one)"
+                    continue
+                shapes[n] = tuple(shape)
+                counts[n] = 0
+                continue
+            try:
+                shapes[n] = op.shape(params[n], in_shapes)
+            except ShapeError as exc:
+                errors[n] = str(exc)
+                continue
+            counts[n] = op.count(params[n], in_shapes)
+    try:
+        if spec is not None:
+            check_spec(spec.model_copy(update={"model": model}))
+        else:
+            analyse(model, input_shape)
+    except SpecError as exc:
+        m = re.match(r"model\.nodes\[(\d+)\]", exc.what)
+        if m and int(m.group(1)) < len(model.nodes):
+            node_id = model.nodes[int(m.group(1))].id
+            errors.setdefault(node_id, _local(exc).removeprefix(f"{node_id} "))
+        return Diagnosis(shapes, counts, errors, exc.why if m or exc.what.startswith("model") else str(exc))
+    return Diagnosis(shapes, counts, errors, None)
+
+
+def _local(exc: SpecError) -> str:
+    """A node's error without the path up to the node: ``units: must be ≥ 1``."""
+    field = re.sub(r"^model\.nodes\[\d+\]\.?(params\.)?", "", exc.what)
+    return f"{field}: {exc.why}" if field else exc.why
+
+
 class GraphModule(nn.Module):
     """Runs the graph in topological order; ``forward_all`` exposes every node's output."""
 
@@ -202,8 +302,11 @@ class GraphModule(nn.Module):
         # A plain stack skips the dict bookkeeping: per-op overhead dominates tiny networks.
         skip = {info.input_id, info.output_id}
         self._chain = [self.layers[n] for n in info.order if n not in skip] if info.is_chain() else None
-        # Only dropout and batch norm behave differently in eval mode; others skip the mode switch.
-        self._modal = any(isinstance(m, (Dropout, nn.modules.batchnorm._BatchNorm)) for m in self.modules())
+        # Only dropout, batch norm and sampling behave differently in eval mode; others skip the mode switch.
+        self._modal = any(isinstance(m, (Dropout, nn.modules.batchnorm._BatchNorm, Reparameterize))
+                          for m in self.modules())
+        self._aux = [m for m in self.layers.values() if hasattr(m, "aux")]  # modules adding a loss term (VAE KL)
+        self._extra = [n for n in info.order if n != info.input_id and not info.nodes[n].inputs]
 
     @contextmanager
     def evaluating(self) -> Iterator[None]:
@@ -218,26 +321,36 @@ class GraphModule(nn.Module):
         finally:
             self.train(was_training)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, extras: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         if self._chain is not None:
             for layer in self._chain:
                 x = layer(x)
             return x
-        return self.forward_all(x)[self.info.output_id]
+        return self.forward_all(x, extras)[self.info.output_id]
 
-    def forward_all(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every node's output for input x, keyed by node id."""
+    def forward_all(self, x: torch.Tensor, extras: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Every node's output for input x, keyed by node id. ``extras`` feeds the other source nodes by op
+        name (a graph dataset's ``adjacency``)."""
         values = {self.info.input_id: x}
-        for n in self.info.order[1:]:
-            values[n] = self.layers[n](*(values[p] for p in self.info.nodes[n].inputs))
+        for n in self._extra:
+            op = self.info.nodes[n].op
+            if extras is None or op not in extras:
+                raise ValueError(f"{n} ({op}) needs its {op} supplied with the batch")
+            values[n] = extras[op]
+        for n in self.info.order:
+            if n not in values:
+                values[n] = self.layers[n](*(values[p] for p in self.info.nodes[n].inputs))
         return values
+
+    def aux_loss(self) -> torch.Tensor | None:
+        """The loss terms layers added in the last forward pass (a VAE's β·KL), or None."""
+        terms = [m.aux for m in self._aux if m.aux is not None]
+        return sum(terms[1:], terms[0]) if terms else None
 
     def penalized_parameters(self) -> list[torch.Tensor]:
         """The weights L1/L2 and weight decay act on (never biases or norm gains)."""
         out = []
         for n in self.info.order:
             for name in OPS[self.info.nodes[n].op].penalized:
-                p = getattr(self.layers[n], name, None)
-                if p is not None:
-                    out.append(p)
+                out.append(self.layers[n].get_parameter(name))
         return out

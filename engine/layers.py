@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +49,14 @@ class Op:
     count: Callable[[Params, list[Shape]], int] = lambda p, s: 0
     penalized: tuple[str, ...] = ()  # parameter names that L1/L2 and weight decay act on
     tags: frozenset[str] = field(default_factory=frozenset)
+    ports: tuple[str, ...] = ()  # names of the inputs, in edge order, for ops whose inputs differ in role
+    explain: Callable[[Params, list[Shape]], str] | None = None  # the shape arithmetic, for the inspector
+
+    def port_names(self) -> tuple[str, ...]:
+        """The input ports an editor draws: one per role, or a single port taking any number."""
+        if self.ports:
+            return self.ports
+        return () if self.inputs[1] == 0 else ("in",)
 
 
 OPS: dict[str, Op] = {}
@@ -115,9 +123,18 @@ class Identity(nn.Module):
         return x
 
 
+Dim = Annotated[int, Field(ge=1, le=MAX_UNITS)]
+
+
+class InputParams(Params):
+    # None takes the dataset's shape; a declared shape (a template's, say) must match the dataset's.
+    shape: tuple[Dim, ...] | None = Field(None, min_length=1, max_length=4)
+
+
 register(Op(
-    name="input", family="core", doc="The network's input: the dataset's features.",
-    params=NoParams, inputs=(0, 0),
+    name="input", family="core",
+    doc="The network's input: the dataset's features, images (C, H, W), token ids (T,) or node features (N, F).",
+    params=InputParams, inputs=(0, 0),
     shape=lambda p, s: (),  # filled in by the graph from the dataset
     build=lambda p, s, ctx: Identity(),
 ))
@@ -244,11 +261,22 @@ class BatchNormParams(Params):
     eps: float = Field(1e-5, gt=0.0, le=1.0)
 
 
+def _bn_shape(p: BatchNormParams, shapes: list[Shape]) -> Shape:
+    if len(shapes[0]) not in (1, 3):
+        raise ShapeError(f"normalises features (B, F) or channels (B, C, H, W) but gets {fmt_shape(shapes[0])}: "
+                         "use layer norm for sequences")
+    return shapes[0]
+
+
+def _bn_build(p: BatchNormParams, s: list[Shape], ctx: BuildContext) -> nn.Module:
+    norm = nn.BatchNorm1d if len(s[0]) == 1 else nn.BatchNorm2d
+    return norm(s[0][0], eps=p.eps, momentum=p.momentum)
+
+
 register(Op(
-    name="batch_norm", family="core", doc="Normalises each feature over the batch, then scales and shifts.",
-    params=BatchNormParams, inputs=(1, 1),
-    shape=lambda p, s: (_features(s[0]),),
-    build=lambda p, s, ctx: nn.BatchNorm1d(s[0][0], eps=p.eps, momentum=p.momentum),
+    name="batch_norm", family="core",
+    doc="Normalises each feature (or each image channel) over the batch, then scales and shifts.",
+    params=BatchNormParams, inputs=(1, 1), shape=_bn_shape, build=_bn_build,
     count=lambda p, s: 2 * s[0][0],
 ))
 
@@ -308,6 +336,59 @@ register(Op(
 ))
 
 
+# --- reshaping -----------------------------------------------------------------------------------
+
+class Flatten(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (B, prod)
+        return x.flatten(1)
+
+
+register(Op(
+    name="flatten", family="core", doc="Flattens everything but the batch into one feature vector.",
+    params=NoParams, inputs=(1, 1), shape=lambda p, s: (total_size(s[0]),), build=lambda p, s, ctx: Flatten(),
+    explain=lambda p, s: f"{' × '.join(str(d) for d in s[0])} = {total_size(s[0])} features",
+))
+
+
+class ReshapeParams(Params):
+    shape: tuple[Annotated[int, Field(ge=-1, le=MAX_UNITS)], ...] = Field((-1,), min_length=1, max_length=4)
+
+
+class Reshape(nn.Module):
+    def __init__(self, shape: Shape) -> None:
+        super().__init__()
+        self.shape = shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], *self.shape)
+
+
+def _reshape_shape(p: ReshapeParams, shapes: list[Shape]) -> Shape:
+    n = total_size(shapes[0])
+    dims = list(p.shape)
+    if 0 in dims or dims.count(-1) > 1:
+        raise ShapeError("takes positive sizes and at most one -1 (the size that makes the total fit)")
+    known = math.prod(d for d in dims if d != -1)
+    if -1 in dims:
+        if n % known:
+            raise ShapeError(f"cannot fit {n} values into {_fmt_dims(dims)}: {n} is not a multiple of {known}")
+        dims[dims.index(-1)] = n // known
+    elif known != n:
+        raise ShapeError(f"cannot reshape {fmt_shape(shapes[0])} ({n} values) into {_fmt_dims(dims)} ({known})")
+    return tuple(dims)
+
+
+def _fmt_dims(dims: list[int]) -> str:
+    return "(" + ", ".join(str(d) for d in dims) + ")"
+
+
+register(Op(
+    name="reshape", family="core", doc="Reinterprets each sample's values in a new shape (-1 = whatever fits).",
+    params=ReshapeParams, inputs=(1, 1), shape=_reshape_shape,
+    build=lambda p, s, ctx: Reshape(_reshape_shape(p, s)),
+))
+
+
 def fmt_shape(shape: Shape) -> str:
     """Format a per-sample shape with the batch dimension: ``(B, 8, 4)``."""
     return "(" + ", ".join(["B", *(str(d) for d in shape)]) + ")"
@@ -319,3 +400,7 @@ def _fmt_all(shapes: list[Shape]) -> str:
 
 def total_size(shape: Shape) -> int:
     return math.prod(shape) if shape else 1
+
+
+# The other families register their ops on import; the registry is complete once this module is loaded.
+from . import layers_generative, layers_gnn, layers_image, layers_sequence  # noqa: F401

@@ -228,6 +228,8 @@ class Trainer:
             self._set_lr()
         z = self.model(self.x_train[idx])
         loss = self.head.loss(z, self.t_train[idx])
+        if self.model._aux:
+            loss = loss + self.model.aux_loss()  # a VAE's β·KL joins the loss it reports
         value = loss.item()
         if not math.isfinite(value):
             return self._diverged(f"the loss became {value}")

@@ -181,3 +181,33 @@ def test_analyse_accepts_model_spec_directly():
     m = ModelSpec.model_validate(model([n("input", "input"), n("d", "dense", units=3), n("output", "output")],
                                        [["input", "d"], ["d", "output"]]))
     assert analyse(m, (7,)).total_params == 7 * 3 + 3
+
+
+def test_rank_mismatch_names_the_block_and_the_fix():
+    m = model([n("input", "input"), n("r", "reshape", shape=[1, 2, 1]), n("c", "conv2d", filters=2, kernel=1),
+               n("d", "dense", units=1), n("output", "output")],
+              [["input", "r"], ["r", "c"], ["c", "d"], ["d", "output"]])
+    with pytest.raises(GraphError) as info:
+        parse_model(m)
+    assert info.value.what == "model.nodes[3]"
+    assert info.value.why == "d expects (B, F) but gets (B, 2, 2, 1): insert a Flatten"
+
+
+def test_concat_mismatch_names_the_shapes():
+    m = model([n("input", "input"), n("r1", "reshape", shape=[2, 1]), n("r2", "reshape", shape=[1, 2]),
+               n("cat", "concat"), n("f", "flatten"), n("d", "dense", units=1), n("output", "output")],
+              [["input", "r1"], ["input", "r2"], ["r1", "cat"], ["r2", "cat"], ["cat", "f"], ["f", "d"],
+               ["d", "output"]])
+    with pytest.raises(GraphError, match=r"cat joins the last dimension, so the others must match, but gets "
+                                         r"\(B, 2, 1\), \(B, 1, 2\)"):
+        parse_model(m)
+
+
+def test_declared_input_shape_must_match_the_dataset():
+    m = model([{"id": "input", "op": "input", "params": {"shape": [1, 28, 28]}}, n("f", "flatten"),
+               n("d", "dense", units=1), n("output", "output")],
+              [["input", "f"], ["f", "d"], ["d", "output"]])
+    with pytest.raises(GraphError, match=r"built for \(B, 1, 28, 28\) but the dataset gives \(B, 2\)") as info:
+        parse_model(m)
+    assert info.value.what == "model.nodes[0].params.shape"
+    assert analyse(ModelSpec.model_validate(m)).nodes["d"].shape == (1,)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.layers import ACTIVATIONS, OPS, BuildContext, Dense, init_weights
+from engine.layers import ACTIVATIONS, OPS, BuildContext, Dense, ShapeError, init_weights
 
 REFERENCE = {
     "relu": torch.relu, "leaky_relu": lambda x: F.leaky_relu(x, 0.01), "sigmoid": torch.sigmoid,
@@ -131,5 +131,37 @@ def test_add_and_concat():
     assert spec.shape(p, [(2,), (5,)]) == (7,)
 
 
-def test_every_registered_op_is_tested_here():
-    assert set(OPS) == {"input", "output", "dense", "activation", "dropout", "batch_norm", "layer_norm", "add", "concat"}
+def test_batch_norm_2d_matches_torch_and_refuses_sequences():
+    module, p, spec = build("batch_norm", {}, [(3, 5, 5)])
+    ref = nn.BatchNorm2d(3)
+    x = torch.randn(4, 3, 5, 5)
+    torch.testing.assert_close(module(x), ref(x))
+    assert spec.shape(p, [(3, 5, 5)]) == (3, 5, 5) and spec.count(p, [(3, 5, 5)]) == 6
+    with pytest.raises(ShapeError, match="use layer norm for sequences"):
+        spec.shape(p, [(7, 4)])
+
+
+def test_flatten_and_reshape():
+    flat, p, spec = build("flatten", {}, [(2, 3, 4)])
+    x = torch.randn(5, 2, 3, 4)
+    assert torch.equal(flat(x), x.reshape(5, 24))
+    assert spec.shape(p, [(2, 3, 4)]) == (24,)
+    assert spec.explain(p, [(2, 3, 4)]) == "2 × 3 × 4 = 24 features"
+    resh, p, spec = build("reshape", {"shape": [1, -1, 4]}, [(24,)])
+    assert spec.shape(p, [(24,)]) == (1, 6, 4)
+    assert torch.equal(resh(flat(x)), x.reshape(5, 1, 6, 4))
+    with pytest.raises(ShapeError, match="not a multiple of 5"):
+        spec.shape(spec.params(shape=(-1, 5)), [(24,)])
+    with pytest.raises(ShapeError, match=r"into \(2, 3\)"):
+        spec.shape(spec.params(shape=(2, 3)), [(24,)])
+
+
+def test_every_registered_op_is_tested():
+    # Each op has a test against torch here or in test_ops_{image,sequence,graph}.py; a new op adds its name.
+    assert set(OPS) == {
+        "input", "output", "dense", "activation", "dropout", "batch_norm", "layer_norm", "add", "concat",
+        "flatten", "reshape",
+        "conv2d", "max_pool", "avg_pool", "global_avg_pool", "conv_transpose2d", "upsample",
+        "embedding", "positional", "rnn", "lstm", "gru", "self_attention", "cross_attention", "transformer_block",
+        "adjacency", "gcn", "gat", "readout", "reparam",
+    }
