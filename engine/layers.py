@@ -317,22 +317,35 @@ register(Op(
 ))
 
 
+class ConcatParams(Params):
+    axis: int = Field(-1, ge=-4, le=3, description="per-sample axis to join: -1 the last, 0 image channels")
+
+
 class Concat(nn.Module):
+    def __init__(self, axis: int) -> None:
+        super().__init__()
+        self.dim = axis if axis < 0 else axis + 1  # skip the batch dimension
+
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
-        return torch.cat(xs, dim=-1)
+        return torch.cat(xs, dim=self.dim)
 
 
-def _concat_shape(p: Params, shapes: list[Shape]) -> Shape:
-    lead = shapes[0][:-1]
-    for s in shapes:
-        if len(s) == 0 or s[:-1] != lead:
-            raise ShapeError(f"joins the last dimension, so the others must match, but gets {_fmt_all(shapes)}")
-    return (*lead, sum(s[-1] for s in shapes))
+def _concat_shape(p: ConcatParams, shapes: list[Shape]) -> Shape:
+    rank = len(shapes[0])
+    if not -rank <= p.axis < rank:
+        raise ShapeError(f"joins axis {p.axis} but its inputs {fmt_shape(shapes[0])} have {rank} axes")
+    axis = p.axis % rank
+    rest = [s[:axis] + s[axis + 1:] for s in shapes]
+    for s, r in zip(shapes, rest, strict=True):
+        if len(s) != rank or r != rest[0]:
+            which = "the last dimension" if axis == rank - 1 else f"axis {p.axis}"
+            raise ShapeError(f"joins {which}, so the others must match, but gets {_fmt_all(shapes)}")
+    return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1:])
 
 
 register(Op(
-    name="concat", family="core", doc="Joins its inputs along the last dimension.",
-    params=NoParams, inputs=(2, None), shape=_concat_shape, build=lambda p, s, ctx: Concat(),
+    name="concat", family="core", doc="Joins its inputs along one axis (the last, or the channels of images).",
+    params=ConcatParams, inputs=(2, None), shape=_concat_shape, build=lambda p, s, ctx: Concat(p.axis),
 ))
 
 

@@ -150,11 +150,11 @@ class Readout(nn.Module):
 
 def _readout_shape(p: ReadoutParams, shapes: list[Shape]) -> Shape:
     if len(shapes[0]) != 2:
-        raise ShapeError(f"pools node features (B, N, F) but gets {fmt_shape(shapes[0])}")
+        raise ShapeError(f"pools node features or steps (B, N, F) but gets {fmt_shape(shapes[0])}")
     return (shapes[0][1],)
 
 
 register(Op(
-    name="readout", family="graph", doc="Global pooling over the nodes (mean, sum or max): one vector per graph.",
+    name="readout", family="graph", doc="Global pooling over the nodes of a graph or the steps of a sequence (mean, sum or max): (N, F) → (F,).",
     params=ReadoutParams, inputs=(1, 1), shape=_readout_shape, build=lambda p, s, ctx: Readout(p.reduce),
 ))

@@ -165,3 +165,12 @@ def test_every_registered_op_is_tested():
         "embedding", "positional", "rnn", "lstm", "gru", "self_attention", "cross_attention", "transformer_block",
         "adjacency", "gcn", "gat", "readout", "reparam",
     }
+
+
+def test_concat_on_image_channels():
+    cat, p, spec = build("concat", {"axis": 0}, [(2, 4, 4), (3, 4, 4)])
+    x, y = torch.randn(5, 2, 4, 4), torch.randn(5, 3, 4, 4)
+    assert torch.equal(cat(x, y), torch.cat([x, y], 1))
+    assert spec.shape(p, [(2, 4, 4), (3, 4, 4)]) == (5, 4, 4)
+    with pytest.raises(ShapeError, match="joins axis 0, so the others must match"):
+        spec.shape(p, [(2, 4, 4), (3, 4, 5)])
