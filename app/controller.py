@@ -7,6 +7,7 @@ from collections import deque
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from engine import Checkpoint, Configure, SessionSpec, Snapshot, Trainer
+from engine.spec import ModelSpec
 
 from .history import RunHistory
 from .worker import Job, TrainingThread
@@ -21,6 +22,7 @@ class Controller(QObject):
     frame = Signal()  # a new snapshot is in `snapshot` and `history`: views redraw
     state_changed = Signal()  # playing/paused, or a new run
     spec_changed = Signal()  # the spec was replaced (panels refresh their controls)
+    session_replaced = Signal()  # another session was opened (editors drop their undo history)
     modified_changed = Signal(bool)
     stopped = Signal(str, str)  # status, message: a run ended by itself (diverged, early stop)
     errored = Signal(str)
@@ -49,6 +51,7 @@ class Controller(QObject):
         # window is usable at once; a play pressed meanwhile starts when it is done.
         self._queued: str | None = None
         self._preparing = True
+        self.blocked: str | None = None  # why training is refused (the graph editor holds an invalid draft)
         self.worker.request(self.trainer, Job("prepare"))
 
     # --- the run ---------------------------------------------------------------------------------
@@ -62,6 +65,8 @@ class Controller(QObject):
         self.snapshot = None  # views wait for the new run's first frame
         self.history = RunHistory(trainer.steps_per_epoch)
         self.set_modified(False)
+        self.blocked = None
+        self.session_replaced.emit()
         self.spec_changed.emit()
         self._show_initial()
 
@@ -99,6 +104,9 @@ class Controller(QObject):
             if kind == "play":
                 return
             self.pause()
+        if self.blocked is not None:
+            self.errored.emit(f"The network cannot train yet: {self.blocked}. Fix it in the graph editor.")
+            return
         if self.trainer.status in ("diverged",):
             self.errored.emit("This run diverged. Press Reset (R) to start over, after lowering the learning rate.")
             return
@@ -140,6 +148,22 @@ class Controller(QObject):
             self.spec_changed.emit()
             return
         self._rebuild(spec, self.playing)
+
+    def set_layout(self, model: ModelSpec) -> None:
+        """Take new block positions for the same network: saved with the session, training goes on."""
+        if model == self.spec.model:
+            return
+        self.trainer.set_layout(model)
+        self.spec = self.spec.model_copy(update={"model": model})
+        self.set_modified(True)
+
+    def set_blocked(self, reason: str | None) -> None:
+        """Refuse training, with the reason, while the edited graph is invalid (None lifts it)."""
+        if reason is not None:
+            self.pause()
+        if reason != self.blocked:
+            self.blocked = reason
+            self.state_changed.emit()
 
     def _rebuild(self, spec: SessionSpec, resume: bool) -> None:
         self.pause()

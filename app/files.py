@@ -177,7 +177,9 @@ class FileManager(QObject):
         w = self.window
         return {"views": {name: not dock.isHidden() for name, dock in w.docks.items()},
                 "output": {"show_test": w.output.show_test.isChecked(), "discretize": w.output.discretize.isChecked()},
-                "curves": {"log_y": w.curves.log_y.isChecked()}}
+                "curves": {"log_y": w.curves.log_y.isChecked()},
+                "tab": w.tabs.currentIndex(),
+                **({"editor_draft": draft} if (draft := w.editor.draft()) is not None else {})}
 
     def apply_ui(self, ui: dict[str, Any]) -> None:
         w = self.window
@@ -188,6 +190,10 @@ class FileManager(QObject):
         w.output.show_test.setChecked(bool(out.get("show_test", False)))
         w.output.discretize.setChecked(bool(out.get("discretize", False)))
         w.curves.log_y.setChecked(bool(ui.get("curves", {}).get("log_y", False)))
+        if ui.get("tab") in (0, 1):
+            w.tabs.setCurrentIndex(ui["tab"])
+        if "editor_draft" in ui:
+            w.editor.restore_draft(ui["editor_draft"])  # an invalid graph the user was still working on
 
     def write(self, path: Path, extra_ui: dict[str, Any] | None = None) -> None:
         """Save the session as it is between two steps (training may go on)."""

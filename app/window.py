@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QStyle,
+    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -24,6 +25,7 @@ from engine.spec import parse_spec, spec_to_dict
 from engine.stack import Stack, with_stack
 
 from .controller import Controller
+from .editor.editor import NetworkEditor
 from .files import FileManager
 from .panels.data import DataPanel
 from .panels.training import TrainingPanel
@@ -96,11 +98,18 @@ class MainWindow(QMainWindow):
         self.training_panel = TrainingPanel()
         self.banner = Banner(self)
         self.banner.action.clicked.connect(self._on_reset)
+        self.editor = NetworkEditor(c)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("central_tabs")
+        self.tabs.addTab(self.network, "Network")
+        self.tabs.addTab(self.editor, "Graph editor")
+        self.tabs.setTabToolTip(0, "The network as it trains: neurons, weights and the layer-stack editor")
+        self.tabs.setTabToolTip(1, "Build any network as a graph: drag layers in, wire them, check shapes (Ctrl+E)")
         central = QWidget()
         col = QVBoxLayout(central)
         col.setContentsMargins(0, 0, 0, 0)
         col.addWidget(self.banner)
-        col.addWidget(self.network, 1)
+        col.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.docks: dict[str, QDockWidget] = {}
         self._dock("Data", scrolled(self.data_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
@@ -188,6 +197,12 @@ class MainWindow(QMainWindow):
 
     def _build_view_menu(self) -> None:
         menu = self.menuBar().addMenu("&View")
+        edit = QAction("Graph editor", self)
+        edit.setShortcut(QKeySequence("Ctrl+E"))
+        edit.setToolTip("Switch between the live network and the graph editor (Ctrl+E)")
+        edit.triggered.connect(lambda: self.tabs.setCurrentIndex(1 - self.tabs.currentIndex()))
+        menu.addAction(edit)
+        menu.addSeparator()
         for dock in self.docks.values():
             action = dock.toggleViewAction()
             action.setToolTip(f"Show or hide the {dock.windowTitle()} panel")
@@ -198,6 +213,11 @@ class MainWindow(QMainWindow):
     @Slot()
     def _on_play(self) -> None:
         self.banner.hide()
+        blocked = self.controller.blocked
+        if blocked is not None and not self.controller.playing:
+            self.banner.show_message(f"Training is refused until the graph is valid: {blocked}", severe=True)
+            self.tabs.setCurrentWidget(self.editor)
+            return
         self.controller.toggle()
 
     @Slot()
@@ -250,6 +270,8 @@ class MainWindow(QMainWindow):
         self.data_panel.set_spec(spec)
         self.training_panel.set_spec(spec)
         self.params_label.setText(f"{self.controller.trainer.info.total_params:,} parameters")
+        if self.controller.blocked is None:
+            self.banner.hide()
         self.files.update_title()
 
     @Slot()

@@ -86,6 +86,12 @@ def node_params(model: ModelSpec, index: int) -> Params:
         raise format_pydantic(exc, f"{path}.params") from None
 
 
+def same_architecture(a: ModelSpec, b: ModelSpec) -> bool:
+    """True when two models differ at most in where an editor placed their blocks."""
+    strip = lambda m: (tuple(n.model_copy(update={"position": None}) for n in m.nodes), m.edges)
+    return strip(a) == strip(b)
+
+
 def analyse(model: ModelSpec, input_shape: Shape | None = None) -> GraphInfo:
     """Validate ops, params, wiring and acyclicity; infer every node's shape and parameter count.
     ``input_shape`` is the dataset's; without one, the input node must declare its shape."""
@@ -255,7 +261,9 @@ def diagnose(model: ModelSpec, spec: SessionSpec | None = None, input_shape: Sha
             in_shapes = [shapes[p] for p in preds]
             if op.name == "input":
                 declared = params[n].shape  # type: ignore[attr-defined]
-                shape = input_shape if input_shape is not None else declared
+                # A declared shape wins here so a template shows its own shapes; a clash with the dataset is
+                # the input block's error, from the full check below.
+                shape = declared if declared is not None else input_shape
                 if shape is None:
                     errors[n] = "declare the input's shape (no dataset gives it one)"
                     continue

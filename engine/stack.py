@@ -11,6 +11,7 @@ from typing import Any
 
 from .graph import HEADS
 from .spec import ModelSpec, SessionSpec, Toy2D
+from .templates import COLUMN_GAP
 
 MAX_LAYERS = 8  # hidden layers the +/− buttons allow (the graph editor allows more)
 
@@ -82,7 +83,7 @@ def to_model(stack: Stack) -> dict[str, Any]:
     edges: list[list[str]] = []
 
     def add(node_id: str, op: str, params: dict[str, Any]) -> None:
-        nodes.append({"id": node_id, "op": op, "params": params, "position": [float(len(nodes)) * 160, 0.0]})
+        nodes.append({"id": node_id, "op": op, "params": params, "position": [len(nodes) * COLUMN_GAP, 0.0]})
         edges.append([nodes[-2]["id"], node_id])
 
     for i, layer in enumerate(stack.layers, start=1):
@@ -98,8 +99,14 @@ def to_model(stack: Stack) -> dict[str, Any]:
 
 
 def with_stack(spec: SessionSpec, stack: Stack) -> SessionSpec:
-    """The spec with its model replaced by the stack."""
-    return spec.model_copy(update={"model": ModelSpec.model_validate(to_model(stack))})
+    """The spec with its model replaced by the stack. When the blocks stay the same (a new width, say), they
+    keep the places the graph editor gave them; a layer added or removed lays the stack out afresh."""
+    model = to_model(stack)
+    old = {n.id: n.position for n in spec.model.nodes}
+    if set(old) == {n["id"] for n in model["nodes"]} and all(p is not None for p in old.values()):
+        for n in model["nodes"]:
+            n["position"] = list(old[n["id"]])
+    return spec.model_copy(update={"model": ModelSpec.model_validate(model)})
 
 
 def fit_head(spec: SessionSpec, dataset: Toy2D) -> SessionSpec:

@@ -14,7 +14,7 @@ import networkx as nx
 
 from .spec import ModelSpec
 
-COLUMN_GAP = 190.0  # editor units between generations (a block is ~150 wide)
+COLUMN_GAP = 250.0  # editor units between generations: a block is ~156 wide, the rest shows the wire's shape
 ROW_GAP = 110.0
 
 IMAGE = [1, 28, 28]

@@ -14,13 +14,13 @@ import torch
 
 from .datasets import make_dataset
 from .errors import SessionFileError, SpecError
-from .graph import GraphModule, check_spec
+from .graph import GraphModule, check_spec, same_architecture
 from .head import Head
 from .layers import BuildContext
 from .optim import lr_factor, make_optimizer, update_hyper
 from .probes import Prober, ProbeResult
 from .regularizers import EarlyStopper, penalty
-from .spec import OptimizerSpec, Regularization, ScheduleSpec, SessionSpec
+from .spec import ModelSpec, OptimizerSpec, Regularization, ScheduleSpec, SessionSpec
 
 HISTORY_KEYS = ("step_loss", "epoch_train_loss", "epoch_test_loss", "epoch_train_accuracy", "epoch_test_accuracy")
 PROBE_BUDGET = 0.03  # automatic probes take at most this share of training time
@@ -210,6 +210,13 @@ class Trainer:
             except queue.Empty:
                 return
             self.configure(cmd)
+
+    def set_layout(self, model: ModelSpec) -> None:
+        """Take an editor's new block positions (the same architecture): saved with the session, no reset."""
+        if not same_architecture(model, self.spec.model):
+            raise ValueError("set_layout takes the same architecture; a new one needs a new Trainer")
+        with self._lock:
+            self.spec = self.spec.model_copy(update={"model": model})
 
     # --- training --------------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ TOOLTIPS = {
 }
 
 
-def _bounds(meta: list[Any]) -> tuple[float | None, float | None, bool]:
+def bounds(meta: list[Any]) -> tuple[float | None, float | None, bool]:
     lo = hi = None
     open_lo = False
     for m in meta:
@@ -45,7 +45,7 @@ def _bounds(meta: list[Any]) -> tuple[float | None, float | None, bool]:
 def spin_for(model: type[BaseModel], name: str, value: float) -> QAbstractSpinBox:
     """A spin box bounded by the field's constraints, showing `value`."""
     field = model.model_fields[name]
-    lo, hi, open_lo = _bounds(list(field.metadata))
+    lo, hi, open_lo = bounds(list(field.metadata))
     if field.annotation is int:
         box: QAbstractSpinBox = QSpinBox()
         box.setRange(int(lo if lo is not None else 0) + (1 if open_lo else 0), int(min(hi or 10**6, 2**31 - 1)))

@@ -1,0 +1,189 @@
+"""The inspector: typed editors for the selected block's parameters, generated from its op's schema."""
+from __future__ import annotations
+
+import re
+import types
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import ValidationError
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import format_pydantic
+from engine.layers import OPS, Params, fmt_shape
+
+from ..panels.forms import bounds, spin_for
+from .document import EditorDocument
+
+
+def _optional(annotation: Any) -> tuple[Any, bool]:
+    """The annotation without `| None`, and whether None was allowed."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return annotation, False
+
+
+class Field:
+    """One parameter's widget with a uniform read-out."""
+
+    def __init__(self, params: type[Params], name: str, value: Any, on_change: Any) -> None:
+        info = params.model_fields[name]
+        ann, optional = _optional(info.annotation)
+        self.kind = "text"
+        tip = info.description or name.replace("_", " ")
+        if ann is bool:
+            self.widget: QWidget = QCheckBox()
+            self.widget.setChecked(bool(value))
+            self.widget.toggled.connect(on_change)
+            self.kind = "bool"
+        elif get_origin(ann) is Literal:
+            box = QComboBox()
+            box.addItems([str(a) for a in get_args(ann)])
+            box.setCurrentText(str(value))
+            box.currentTextChanged.connect(on_change)
+            self.widget, self.kind = box, "choice"
+        elif ann in (int, float) and not optional:
+            self.widget = spin_for(params, name, value)
+            self.widget.valueChanged.connect(on_change)
+            self.kind = "number"
+        elif ann is int and optional:
+            lo, hi, _ = bounds(list(info.metadata))
+            spin = QSpinBox()
+            spin.setRange(int(lo or 0) - 1, int(hi if hi is not None else 10**6))
+            spin.setKeyboardTracking(False)
+            spin.setSpecialValueText("auto")  # the lowest value stands for None
+            spin.setValue(spin.minimum() if value is None else int(value))
+            spin.valueChanged.connect(on_change)
+            self.widget, self.kind = spin, "optional_int"
+            tip += " (auto: " + (info.description or "the default") + ")"
+        else:  # tuples of sizes
+            edit = QLineEdit("" if value is None else ", ".join(str(v) for v in value))
+            edit.setPlaceholderText("from the dataset" if optional else "e.g. 1, 28, 28")
+            edit.editingFinished.connect(on_change)
+            self.widget = edit
+            tip += "; sizes separated by commas" + ("; empty = from the dataset" if optional else "")
+        self.widget.setToolTip(tip)
+
+    def value(self) -> Any:
+        w = self.widget
+        if self.kind == "bool":
+            return w.isChecked()  # type: ignore[attr-defined]
+        if self.kind == "choice":
+            return w.currentText()  # type: ignore[attr-defined]
+        if self.kind == "number":
+            return w.value()  # type: ignore[attr-defined]
+        if self.kind == "optional_int":
+            return None if w.value() == w.minimum() else w.value()  # type: ignore[attr-defined]
+        text = w.text().strip()  # type: ignore[attr-defined]
+        if not text:
+            return None
+        return [int(t) for t in re.split(r"[,\s×x]+", text) if t]
+
+
+class Inspector(QWidget):
+    """Shows and edits one block; each change goes through the document's undo stack."""
+
+    def __init__(self, doc: EditorDocument, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.doc = doc
+        self.node_id = ""
+        self.title = QLabel()
+        self.title.setStyleSheet("font-weight: bold; font-size: 11pt;")
+        self.doc_label = QLabel()
+        self.doc_label.setWordWrap(True)
+        self.form_host = QWidget()
+        self.form = QFormLayout(self.form_host)
+        self.form.setContentsMargins(0, 4, 0, 4)
+        self.shapes = QLabel()
+        self.shapes.setWordWrap(True)
+        self.shapes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.shapes.setToolTip("The shapes in and out of this block, and how the output size is computed")
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #b71c1c;")
+        col = QVBoxLayout(self)
+        for w in (self.title, self.doc_label, self.form_host, self.shapes, self.error):
+            col.addWidget(w)
+        col.addStretch(1)
+        self.fields: dict[str, Field] = {}
+        doc.changed.connect(self.refresh)
+        self.show_node("")
+
+    def show_node(self, node_id: str) -> None:
+        self.node_id = node_id
+        self.refresh()
+
+    def refresh(self) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.fields = {}
+        ids = {n.id for n in self.doc.model.nodes}
+        if self.node_id not in ids:
+            self.node_id = ""
+        if not self.node_id:
+            self.title.setText("No block selected")
+            self.doc_label.setText("Select one block to edit its parameters. Drag layers in from the palette.")
+            self.shapes.setText("")
+            self.error.setText("")
+            return
+        node = self.doc.node(self.node_id)
+        op = OPS.get(node["op"])
+        self.title.setText(f"{self.node_id}  ({node['op']})")
+        self.doc_label.setText(op.doc if op else "Unknown op: delete this block.")
+        diag = self.doc.diagnosis
+        self.error.setText(f"⚠ {diag.errors[self.node_id]}" if self.node_id in diag.errors else "")
+        if op is None:
+            return
+        try:
+            current = op.params.model_validate(node.get("params", {})).model_dump()
+        except ValidationError:
+            current = {**op.params().model_dump(), **node.get("params", {})}
+        for name in op.params.model_fields:
+            f = Field(op.params, name, current.get(name), self._on_change)
+            self.fields[name] = f
+            self.form.addRow(name.replace("_", " "), f.widget)
+        self.shapes.setText(self._shape_text(node, op))
+
+    def _shape_text(self, node: dict[str, Any], op: Any) -> str:
+        diag = self.doc.diagnosis
+        srcs = [s for s in self.doc.slots(self.node_id) if s is not None]
+        ins = [diag.shapes.get(s) for s in srcs]
+        lines = []
+        if srcs:
+            lines.append("in: " + ", ".join(fmt_shape(s) if s is not None else "?" for s in ins))
+        out = diag.shapes.get(self.node_id)
+        lines.append("out: " + (fmt_shape(out) if out is not None else "?"))
+        if out is not None and op.explain is not None and all(s is not None for s in ins):
+            try:
+                lines.append(op.explain(op.params.model_validate(node.get("params", {})), ins))
+            except (ValidationError, ValueError, IndexError):
+                pass
+        if self.node_id in diag.counts:
+            lines.append(f"{diag.counts[self.node_id]:,} parameters")
+        return "\n".join(lines)
+
+    def _on_change(self, *_: Any) -> None:
+        node = self.doc.node(self.node_id)
+        op = OPS[node["op"]]
+        try:
+            values = {name: f.value() for name, f in self.fields.items()}
+        except ValueError:
+            self.error.setText("⚠ sizes must be whole numbers separated by commas")
+            return
+        try:
+            params = op.params.model_validate(values)
+        except ValidationError as exc:
+            self.error.setText(f"⚠ not applied: {format_pydantic(exc)}")
+            return
+        self.doc.set_params(self.node_id, params.model_dump(mode="json", exclude_defaults=True))

@@ -1,0 +1,328 @@
+"""The graph editor as a user drives it: palette drops, wiring by mouse, undo/redo, templates, sync, files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from engine.session import load_session
+from engine.stack import from_model
+from engine.templates import TEMPLATES
+
+
+def train_epochs(qtbot, window, n: int) -> None:
+    c = window.controller
+    target = c.trainer.epoch + n
+    c.play()
+    qtbot.waitUntil(lambda: c.snapshot is not None and c.snapshot.epoch >= target, timeout=30_000)
+    c.pause()
+
+
+def editor_of(window, qtbot):
+    window.tabs.setCurrentWidget(window.editor)
+    qtbot.waitUntil(lambda: window.editor.view.isVisible())
+    return window.editor
+
+
+def view_point(editor, scene_point: QPointF) -> QPoint:
+    return editor.view.mapFromScene(scene_point)
+
+
+def drop_op(editor, op: str, at: QPoint) -> None:
+    """Drag an op out of the palette and drop it on the canvas, through the same events Qt delivers."""
+    item = editor.palette.items[op]
+    mime = editor.palette.tree.mimeData([item])
+    vp = editor.view.viewport()
+    actions = Qt.DropAction.CopyAction
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    for event in (QDragEnterEvent(at, actions, mime, buttons, mods), QDragMoveEvent(at, actions, mime, buttons, mods),
+                  QDropEvent(QPointF(at), actions, mime, buttons, mods)):
+        QApplication.sendEvent(vp, event)
+
+
+def drag_wire(qtbot, editor, src: str, dst: str, port: int = 0) -> None:
+    """Press on src's output port, release on dst's input port."""
+    scene = editor.scene
+    a = view_point(editor, scene.blocks[src].out_port.centre())
+    b = view_point(editor, scene.blocks[dst].in_ports[port].centre())
+    vp = editor.view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseMove(vp, pos=b)
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=b)
+
+
+def test_dragging_from_the_palette_creates_a_block_where_it_drops(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    before = {n.id for n in ed.doc.model.nodes}
+    at = QPoint(200, 120)
+    drop_op(ed, "dense", at)
+    added = {n.id for n in ed.doc.model.nodes} - before
+    assert added == {"dense_4"}
+    node_id = "dense_4"
+    node = next(n for n in ed.doc.model.nodes if n.id == node_id)
+    assert node.op == "dense"
+    block = ed.scene.blocks[node_id]
+    assert block.sceneBoundingRect().contains(ed.view.mapToScene(at)) and block.isSelected()
+    assert ed.inspector.node_id == node_id  # the new block is selected and inspected
+    # An unwired block is invalid: red, with the engine's reason, and training is refused.
+    assert block.error == "takes 1 input but has 0" and ed.doc.diagnosis.problem == "dense_4 (dense) takes 1 input but has 0"
+    assert w.controller.blocked is not None
+    w.play_action.trigger()
+    assert not w.controller.playing and "Training is refused until the graph is valid" in w.banner.label.text()
+
+
+def test_wiring_by_mouse_creates_the_edge_in_the_spec(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    c = w.controller
+    ed.scene.wire_between("dense_1", "dense_2").setSelected(True)
+    ed.delete_selection()
+    assert ("dense_1", "dense_2") not in ed.doc.model.edges
+    assert c.blocked is not None and "dense_2" in c.blocked
+    assert ("dense_1", "dense_2") in c.spec.model.edges  # the session keeps its last valid network meanwhile
+    drag_wire(qtbot, ed, "dense_1", "dense_2")
+    assert ("dense_1", "dense_2") in ed.doc.model.edges
+    assert c.blocked is None and ("dense_1", "dense_2") in c.spec.model.edges
+    # Wiring into a single-input port that is taken rewires it; wiring a block into itself is refused.
+    drag_wire(qtbot, ed, "input", "dense_2")
+    assert ("input", "dense_2") in ed.doc.model.edges and ("dense_1", "dense_2") not in ed.doc.model.edges
+    ed.doc.connect("dense_2", "dense_2")
+    assert "cannot feed itself" in ed.status.text()
+
+
+def test_named_ports_put_inputs_in_role_order(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    drop_op(ed, "dense", QPoint(100, 100))
+    drop_op(ed, "reparam", QPoint(300, 100))
+    rep = next(n.id for n in ed.doc.model.nodes if n.op == "reparam")
+    drag_wire(qtbot, ed, "dense_2", rep, port=1)  # log σ² first
+    drag_wire(qtbot, ed, "dense_1", rep, port=0)  # then μ
+    assert ed.doc.slots(rep) == ["dense_1", "dense_2"]
+    assert [s for s, t in ed.doc.model.edges if t == rep] == ["dense_1", "dense_2"]
+
+
+def test_undo_and_redo_restore_the_spec_exactly(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    c = w.controller
+    initial = ed.doc.model
+    states = [initial]
+    drop_op(ed, "dropout", QPoint(150, 200))
+    states.append(ed.doc.model)
+    ed.scene.clearSelection()  # the dropped block is selected; delete only the wire
+    ed.scene.wire_between("dense_1", "dense_2").setSelected(True)
+    ed.delete_selection()
+    drag_wire(qtbot, ed, "dense_1", "dropout_1")
+    drag_wire(qtbot, ed, "dropout_1", "dense_2")
+    states.append(ed.doc.model)
+    ed._select(["dense_1"])
+    ed.inspector.fields["units"].widget.setValue(7)
+    states.append(ed.doc.model)
+    ed.doc.move({"dense_3": (900.0, 50.0)})
+    states.append(ed.doc.model)
+    final = ed.doc.model
+    assert c.spec.model == final and c.trainer.info.nodes["dense_1"].shape == (7,)
+    stack = ed.doc.undo_stack
+    while stack.canUndo():
+        ed.undo_action.trigger()
+    assert ed.doc.model == initial and c.spec.model == initial
+    assert c.trainer.info.nodes["dense_1"].shape != (7,)
+    while stack.canRedo():
+        ed.redo_action.trigger()
+    assert ed.doc.model == final and c.spec.model == final
+
+
+def test_the_inspector_edits_parameters_with_typed_widgets_and_shows_the_arithmetic(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    ed.insert_template("lenet")
+    ed._select(["conv_1"])
+    insp = ed.inspector
+    assert insp.fields["activation"].widget.currentText() == "relu"
+    assert insp.fields["filters"].widget.maximum() == 4096  # the schema's range
+    assert "H: ⌊(28 + 2·2 − 5)/1⌋ + 1 = 28" in insp.shapes.text()
+    insp.fields["stride"].widget.setValue(2)
+    assert ed.doc.node("conv_1")["params"]["stride"] == 2
+    assert ed.doc.diagnosis.shapes["conv_1"] == (6, 14, 14)
+    assert "H: ⌊(28 + 2·2 − 5)/2⌋ + 1 = 14" in insp.shapes.text()
+    ed._select(["pool_1"])
+    stride = ed.inspector.fields["stride"].widget
+    assert stride.text() == "auto"  # None = the kernel size
+    # The input's declared shape is a text field: clearing it takes the dataset's shape.
+    ed._select(["input"])
+    shape = ed.inspector.fields["shape"].widget
+    assert shape.text() == "1, 28, 28"
+    shape.setText("")
+    shape.editingFinished.emit()
+    assert "shape" not in ed.doc.node("input")["params"]
+
+
+def test_each_template_inserts_an_editable_graph_with_its_shapes(open_window, qtbot):
+    w = open_window("spiral3")
+    ed = editor_of(w, qtbot)
+    for action in ed.templates_menu.actions():
+        name = action.data()
+        action.trigger()
+        t = TEMPLATES[name]
+        d = ed.doc.diagnosis
+        assert set(d.shapes) == {n.id for n in ed.doc.model.nodes}, name  # every block has its shape
+        if t.data == "session":
+            assert d.valid, (name, d.problem)
+            assert d.shapes["output"] == (3,)  # fitted to spiral3's three classes
+        else:
+            assert set(d.errors) == {"input"} and "the dataset gives (B, 2)" in d.problem, name
+    assert ed.doc.undo_stack.count() == len(TEMPLATES)
+
+
+def test_a_template_trains_one_step_in_the_window(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    ed.insert_template("residual_mlp")
+    c = w.controller
+    assert c.blocked is None and "skip_add" in c.trainer.info.nodes
+    w.batch_action.trigger()
+    qtbot.waitUntil(lambda: c.snapshot is not None and c.snapshot.step == 1, timeout=20_000)
+    assert c.history.step_loss.n == 1 and np.isfinite(c.history.step_loss.view()).all()
+
+
+def test_stack_editor_and_graph_editor_edit_the_same_spec(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    n_dense = sum(n.op == "dense" for n in ed.doc.model.nodes)
+    w.network.layer_plus.click()  # the quick layer-stack editor
+    assert sum(n.op == "dense" for n in ed.doc.model.nodes) == n_dense + 1
+    ed._select(["dense_1"])
+    ed.inspector.fields["units"].widget.setValue(6)
+    assert from_model(w.controller.spec.model).layers[0].units == 6
+    assert w.network.headers[1].count.text() == "6"
+    ed.insert_template("residual_mlp")
+    assert from_model(w.controller.spec.model) is None
+    assert not w.network.layer_plus.isEnabled() and "graph editor" in w.network.note.text()
+    ed.undo_action.trigger()
+    assert w.network.layer_plus.isEnabled() and w.network.note.text() == ""
+
+
+def test_architecture_change_after_training_asks_before_resetting(open_window, qtbot, dialogs):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    c = w.controller
+    train_epochs(qtbot, w, 2)
+    epoch = c.trainer.epoch
+    before = ed.doc.model
+    dialogs.answers = [QMessageBox.StandardButton.Cancel]
+    ed._select(["dense_1"])
+    ed.inspector.fields["units"].widget.setValue(5)
+    assert "starts training over" in dialogs.texts("question")[-1]
+    qtbot.waitUntil(lambda: ed.doc.model == before)  # declined: the edit is undone
+    assert c.trainer.epoch == epoch
+    # Moving a block is not an architecture change: no question, no reset, the position is kept.
+    asked = len(dialogs.texts("question"))
+    ed.doc.move({"dense_1": (10.0, 300.0)})
+    assert len(dialogs.texts("question")) == asked and c.trainer.epoch == epoch
+    assert next(n for n in c.spec.model.nodes if n.id == "dense_1").position == (10.0, 300.0)
+    dialogs.answers = [QMessageBox.StandardButton.Yes]
+    ed._select(["dense_1"])
+    ed.inspector.fields["units"].widget.setValue(5)
+    assert c.trainer.epoch == 0 and c.trainer.info.nodes["dense_1"].shape == (5,)
+
+
+def test_positions_and_an_unfinished_draft_survive_save_and_load(open_window, qtbot, tmp_path):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    block = ed.scene.blocks["dense_2"]
+    start = ed.view.mapFromScene(block.sceneBoundingRect().center())
+    vp = ed.view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=start)
+    qtbot.mouseMove(vp, pos=start + QPoint(40, 90))
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=start + QPoint(40, 90))
+    moved = next(n for n in ed.doc.model.nodes if n.id == "dense_2").position
+    assert moved != (320.0, 0.0) and moved is not None
+    path = tmp_path / "layout.dlp"
+    w.files.write(path)
+    saved = load_session(path)
+    assert next(n for n in saved.spec.model.nodes if n.id == "dense_2").position == moved
+    # An invalid draft (a block not wired yet) is saved beside the session's valid network and comes back.
+    drop_op(ed, "dense", QPoint(100, 300))
+    draft = ed.doc.model
+    assert not ed.doc.diagnosis.valid
+    w.files.write(path)
+    w2 = open_window(str(path))
+    ed2 = editor_of(w2, qtbot)
+    assert ed2.doc.model == draft
+    assert next(n for n in w2.controller.spec.model.nodes if n.id == "dense_2").position == moved
+    assert w2.controller.blocked is not None
+
+
+def test_copy_paste_delete_and_auto_layout(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    ed._select(["dense_1", "dense_2"])
+    ed.copy_action.trigger()
+    ed.paste_action.trigger()
+    ids = {n.id for n in ed.doc.model.nodes}
+    new = ids - {"input", "output", "dense_1", "dense_2", "dense_3"}
+    assert len(new) == 2
+    pos = {n.id: n.position for n in ed.doc.model.nodes}
+    a, b = sorted(new)
+    assert pos[a] == (pos["dense_1"][0] + 40, pos["dense_1"][1] + 40)
+    assert (a, b) in ed.doc.model.edges  # the wire between the copies came along
+    assert ed.scene.selected_nodes() == new
+    ed.delete_action.trigger()
+    assert {n.id for n in ed.doc.model.nodes} == ids - new
+    ed.doc.move({"dense_1": (500.0, 500.0)})
+    ed.layout_action.trigger()
+    pos = {n.id: n.position for n in ed.doc.model.nodes}
+    assert pos["input"][0] < pos["dense_1"][0] < pos["dense_2"][0] < pos["dense_3"][0] < pos["output"][0]
+    assert pos["dense_1"][1] == 0.0
+    ed.undo_action.trigger()
+    assert next(n for n in ed.doc.model.nodes if n.id == "dense_1").position == (500.0, 500.0)
+
+
+def test_palette_search_zoom_and_invalid_blocks_are_red(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    ed.palette.search.setText("attention")
+    # Names and descriptions both match: GAT is graph attention, positional encodings serve attention.
+    assert set(ed.palette.visible_ops()) == {"self_attention", "cross_attention", "transformer_block", "gat",
+                                             "positional"}
+    ed.palette.search.setText("lstm")
+    assert ed.palette.visible_ops() == ["lstm"]
+    ed.palette.search.setText("")
+    assert len(ed.palette.visible_ops()) == len(ed.palette.items)
+    scale = ed.view.transform().m11()
+    ed.view.zoom(1.25)
+    assert ed.view.transform().m11() == pytest.approx(scale * 1.25)
+    ed._select(["dense_3"])
+    ed.inspector.fields["units"].widget.setValue(2)  # the head of a two-class tanh output takes one unit
+    block = ed.scene.blocks["output"]
+    assert block.error == "expects (B, 1) but gets (B, 2): give dense_3 1 unit"
+    assert block.error in block.toolTip() and block.error in ed.status.text()
+    ed.view.centerOn(block)
+    img = ed.view.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    arr = np.frombuffer(img.constBits(), np.uint8).reshape(img.height(), img.bytesPerLine())[:, :img.width() * 3]
+    reds = (arr[:, 0::3].astype(int) > 150) & (arr[:, 1::3] < 80) & (arr[:, 2::3] < 80)
+    assert reds.sum() > 50  # the invalid block's red border is drawn
+
+
+def test_summary_table_and_exports(open_window, qtbot, tmp_path):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    ed.insert_template("residual_mlp")
+    table = ed.summary.table
+    assert table.rowCount() == len(ed.doc.model.nodes)
+    rows = {table.item(i, 0).text(): [table.item(i, j).text() for j in range(4)] for i in range(table.rowCount())}
+    assert rows["stem"] == ["stem", "dense", "(B, 8)", "24"]
+    ed.export("txt", tmp_path / "summary.txt")
+    text = (tmp_path / "summary.txt").read_text()
+    total = w.controller.trainer.info.total_params
+    assert f"Total parameters: {total:,}" in text and "skip_add" in text and "Graph: valid" in text
+    ed.export("png", tmp_path / "graph.png")
+    img = QImage(str(tmp_path / "graph.png"))
+    assert img.width() > 400 and len({img.pixel(x, img.height() // 2) for x in range(0, img.width(), 3)}) > 5
+    ed.export("svg", tmp_path / "graph.svg")
+    svg = (tmp_path / "graph.svg").read_text()
+    assert "<svg" in svg and "skip_add" in svg
