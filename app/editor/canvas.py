@@ -251,7 +251,8 @@ class EditorScene(QGraphicsScene):
         for n in selected & set(self.blocks):
             self.blocks[n].setSelected(True)
         self.blockSignals(False)
-        self.setSceneRect(self.itemsBoundingRect().adjusted(-400, -300, 400, 300))
+        # Grow the scene, never shrink it: a view whose scroll range shrank would jump under the user's hand.
+        self.setSceneRect(self.sceneRect().united(self.itemsBoundingRect().adjusted(-400, -300, 400, 300)))
         self._on_selection()
 
     def _on_selection(self) -> None:
@@ -343,7 +344,11 @@ class EditorView(QGraphicsView):
         scale = min(max(self.transform().m11(), 0.7), 1.2)
         self.resetTransform()
         self.scale(scale, scale)
-        self.centerOn(rect.center())
+        centre = rect.center()
+        half_width = self.viewport().width() / scale / 2
+        if rect.width() + 80 > 2 * half_width:  # too wide to show whole: start at the inputs, scroll for the rest
+            centre.setX(rect.left() - 40 + half_width)
+        self.centerOn(centre)
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         self.zoom(1.15 if event.angleDelta().y() > 0 else 1 / 1.15)

@@ -122,25 +122,35 @@ class NetworkEditor(QWidget):
         bar.addAction(self.undo_action)
         bar.addAction(self.redo_action)
         bar.addSeparator()
-        self.delete_action = self._act("Delete", "Delete the selected blocks and wires", None, self.delete_selection)
+        self.delete_action = self._act("Delete", "Delete the selected blocks and wires (Delete key on the canvas)",
+                                       None, self.delete_selection)
         self.copy_action = self._act("Copy", "Copy the selected blocks and the wires between them",
                                      QKeySequence.StandardKey.Copy, self.copy_selection)
         self.paste_action = self._act("Paste", "Paste copied blocks as new ones", QKeySequence.StandardKey.Paste,
                                       self.paste)
         self.select_all_action = self._act("Select all", "Select every block", QKeySequence.StandardKey.SelectAll,
                                            self.select_all)
-        for a in (self.delete_action, self.copy_action, self.paste_action):
-            bar.addAction(a)
+        bar.addAction(self.delete_action)
         bar.addSeparator()
         self.layout_action = self._act("Auto-layout", "Arrange the blocks in layers, inputs on the left",
                                        "Ctrl+L", self.doc.auto_layout)
         self.fit_action = self._act("Fit", "Zoom to show the whole graph", "Ctrl+0", self.view.fit)
-        zoom_in = self._act("Zoom in", "Zoom in (or use the mouse wheel)", QKeySequence.StandardKey.ZoomIn,
-                            lambda: self.view.zoom(1.25))
-        zoom_out = self._act("Zoom out", "Zoom out (or use the mouse wheel)", QKeySequence.StandardKey.ZoomOut,
-                             lambda: self.view.zoom(0.8))
-        for a in (self.layout_action, self.fit_action, zoom_in, zoom_out):
-            bar.addAction(a)
+        self.zoom_in_action = self._act("Zoom in", "Zoom in (or use the mouse wheel)",
+                                        QKeySequence.StandardKey.ZoomIn, lambda: self.view.zoom(1.25))
+        self.zoom_out_action = self._act("Zoom out", "Zoom out (or use the mouse wheel)",
+                                         QKeySequence.StandardKey.ZoomOut, lambda: self.view.zoom(0.8))
+        bar.addAction(self.layout_action)
+        bar.addAction(self.fit_action)
+        # Everything, copy and paste included, is also on the canvas's right-click menu.
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        for a in (self.undo_action, self.redo_action, None, self.copy_action, self.paste_action, self.delete_action,
+                  self.select_all_action, None, self.layout_action, self.fit_action, self.zoom_in_action,
+                  self.zoom_out_action):
+            if a is None:
+                sep = QAction(self.view)
+                sep.setSeparator(True)
+                a = sep
+            self.view.addAction(a)
         bar.addSeparator()
         self.templates_menu = QMenu("Templates", self)
         for t in TEMPLATES.values():

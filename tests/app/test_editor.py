@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage, QKeySequence
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine.session import load_session
@@ -326,3 +326,26 @@ def test_summary_table_and_exports(open_window, qtbot, tmp_path):
     ed.export("svg", tmp_path / "graph.svg")
     svg = (tmp_path / "graph.svg").read_text()
     assert "<svg" in svg and "skip_add" in svg
+
+
+def test_keyboard_delete_undo_and_middle_button_pan(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    before = ed.doc.model
+    ed._select(["dense_2"])
+    qtbot.keyClick(ed.view, Qt.Key.Key_Delete)
+    assert "dense_2" not in {n.id for n in ed.doc.model.nodes}
+    # The offscreen platform has no active window, so shortcuts cannot fire here: check the bindings instead.
+    assert ed.undo_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Undo)
+    assert ed.undo_action.shortcutContext() == Qt.ShortcutContext.WidgetWithChildrenShortcut
+    assert ed.undo_action in ed.actions() and ed.undo_action.isEnabled()
+    ed.undo_action.trigger()
+    assert ed.doc.model == before
+    ed.view.zoom(2.0)  # something to pan over
+    bar = ed.view.horizontalScrollBar()
+    start = bar.value()
+    vp = ed.view.viewport()
+    qtbot.mousePress(vp, Qt.MouseButton.MiddleButton, pos=QPoint(200, 200))
+    qtbot.mouseMove(vp, pos=QPoint(120, 200))
+    qtbot.mouseRelease(vp, Qt.MouseButton.MiddleButton, pos=QPoint(120, 200))
+    assert bar.value() == start + 80
