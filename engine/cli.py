@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine presets | info FILE [--json] | train SOURCE [...]``."""
+"""Command line: ``python -m engine presets | ops | info FILE [--json] | train SOURCE [...]``."""
 from __future__ import annotations
 
 import argparse
@@ -114,6 +114,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_ops(args: argparse.Namespace) -> int:
+    from .layers import OPS
+
+    for op in sorted(OPS.values(), key=lambda o: (o.family, o.name)):
+        fields = ", ".join(op.params.model_fields)
+        ports = f" inputs: {', '.join(op.ports)}." if op.ports else ""
+        print(f"{op.family:12} {op.name:18} {op.doc}{ports}" + (f" [{fields}]" if fields else ""))
+    return EXIT_OK
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     for name in preset_names():
         print(name)
@@ -210,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m engine", description="DL Playground engine: train sessions headless.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub.add_parser("presets", help="list preset names, one per line").set_defaults(func=cmd_presets)
+    sub.add_parser("ops", help="list the layer ops: family, name, what it does, its parameters").set_defaults(
+        func=cmd_ops)
     info = sub.add_parser("info", help="validate a session or spec and summarise it")
     info.add_argument("file", help="a .dlp session, a spec JSON or a preset name")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -50,6 +50,15 @@ def test_presets_lists_names():
     assert "tfp-circle" in names and "spiral" in names and names == sorted(names)
 
 
+def test_ops_lists_every_op_with_its_parameters():
+    from engine.layers import OPS
+
+    lines = run("ops", check_rc=0).stdout.splitlines()
+    assert sorted(line.split()[1] for line in lines) == sorted(OPS)
+    conv = next(line for line in lines if line.split()[1] == "conv2d")
+    assert conv.startswith("convolution") and "[filters, kernel, stride, padding, dilation, groups" in conv
+
+
 def test_info_json_of_a_preset():
     d = json.loads(run("info", "tfp-circle", "--json", check_rc=0).stdout)
     assert d["epochs"] == 0 and d["steps"] == 0 and d["dataset"]["name"] == "circle"
