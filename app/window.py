@@ -25,7 +25,7 @@ from engine.spec import parse_spec, spec_to_dict
 from engine.stack import Stack, with_stack
 
 from .controller import Controller
-from .editor.editor import NetworkEditor
+from .editor.editor import NetworkEditor, confirm_reset
 from .files import FileManager
 from .panels.data import DataPanel
 from .panels.training import TrainingPanel
@@ -254,6 +254,9 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_stack_edited(self, stack: Stack) -> None:
+        if self.controller.trainer.step > 0 and not confirm_reset(self, self.controller):
+            self.network._on_spec()  # show the stack as it still is
+            return
         self.apply_spec(with_stack(self.controller.spec, stack))
 
     @Slot(object)

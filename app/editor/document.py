@@ -19,16 +19,17 @@ from engine.layers import OPS
 from engine.spec import ModelSpec, SessionSpec
 from engine.templates import auto_layout
 
-MOVE_ID = 1  # QUndoCommand id: consecutive moves of the same blocks merge into one step
+MERGE_ID = 1  # QUndoCommand id: consecutive edits with the same merge key (moving the same blocks, stepping one
+# parameter with a spin box's arrows) merge into one undo step
 
 
 class GraphCommand(QUndoCommand):
     """Replace the draft with `after`; undo puts `before` back."""
 
     def __init__(self, doc: EditorDocument, before: ModelSpec, after: ModelSpec, text: str,
-                 move_key: frozenset[str] | None = None) -> None:
+                 merge_key: object = None) -> None:
         super().__init__(text)
-        self.doc, self.before, self.after, self.move_key = doc, before, after, move_key
+        self.doc, self.before, self.after, self.merge_key = doc, before, after, merge_key
 
     def redo(self) -> None:
         self.doc._set(self.after)
@@ -37,10 +38,10 @@ class GraphCommand(QUndoCommand):
         self.doc._set(self.before)
 
     def id(self) -> int:
-        return MOVE_ID if self.move_key is not None else -1
+        return MERGE_ID if self.merge_key is not None else -1
 
     def mergeWith(self, other: QUndoCommand) -> bool:
-        if not isinstance(other, GraphCommand) or other.move_key != self.move_key:
+        if self.doc.hold_merge or not isinstance(other, GraphCommand) or other.merge_key != self.merge_key:
             return False
         self.after = other.after
         return True
@@ -59,6 +60,7 @@ class EditorDocument(QObject):
         self.model = model
         self.diagnosis: Diagnosis = diagnose(model, spec)
         self.port_hints: dict[tuple[str, str], int] = {}  # which named port a wire uses while others are empty
+        self.hold_merge = False  # set while an edit may be taken back on its own (a declined reset)
 
     # --- state -----------------------------------------------------------------------------------
 
@@ -87,7 +89,7 @@ class EditorDocument(QObject):
 
     # --- edits -----------------------------------------------------------------------------------
 
-    def edit(self, text: str, change: Callable[[dict[str, Any]], None], move_key: frozenset[str] | None = None) -> bool:
+    def edit(self, text: str, change: Callable[[dict[str, Any]], None], merge_key: object = None) -> bool:
         """Apply `change` to a copy of the model dict and push it as one undoable step."""
         data = copy.deepcopy(self.as_dict())
         change(data)
@@ -98,7 +100,7 @@ class EditorDocument(QObject):
             return False
         if after == self.model:
             return False
-        self.undo_stack.push(GraphCommand(self, self.model, after, text, move_key))
+        self.undo_stack.push(GraphCommand(self, self.model, after, text, merge_key))
         return True
 
     def replace(self, model: ModelSpec, text: str) -> None:
@@ -135,7 +137,7 @@ class EditorDocument(QObject):
                 if n["id"] in positions:
                     n["position"] = [round(positions[n["id"]][0], 1), round(positions[n["id"]][1], 1)]
         what = next(iter(positions)) if len(positions) == 1 else f"{len(positions)} blocks"
-        self.edit(f"move {what}", change, move_key=frozenset(positions))
+        self.edit(f"move {what}", change, merge_key=("move", frozenset(positions)))
 
     def delete(self, nodes: set[str], edges: set[tuple[str, str]]) -> None:
         def change(d: dict[str, Any]) -> None:
@@ -202,11 +204,14 @@ class EditorDocument(QObject):
         return self.edit(f"wire {src} → {dst}{label}", change)
 
     def set_params(self, node_id: str, params: dict[str, Any]) -> bool:
+        old = self.node(node_id).get("params", {})
+        changed = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
+
         def change(d: dict[str, Any]) -> None:
             for n in d["nodes"]:
                 if n["id"] == node_id:
                     n["params"] = params
-        return self.edit(f"edit {node_id}", change)
+        return self.edit(f"edit {node_id} {', '.join(changed)}", change, merge_key=("params", node_id, *changed))
 
     def paste(self, nodes: list[dict[str, Any]], edges: list[list[str]], offset: tuple[float, float]) -> list[str]:
         """Add copies of blocks (fresh ids, shifted) and the wires between them."""

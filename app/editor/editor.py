@@ -77,7 +77,6 @@ class NetworkEditor(QWidget):
         col.addWidget(split, 1)
         col.addWidget(self.status)
         self._synced = controller.spec.model  # the model the controller last had from or gave to this editor
-        self._asking = False
         self.doc.changed.connect(self._on_doc_changed)
         self.doc.refused.connect(self._on_refused)
         self.scene.node_selected.connect(self.inspector.show_node)
@@ -287,9 +286,14 @@ class NetworkEditor(QWidget):
             c.set_layout(model)
             self._synced = model
             return
-        if c.trainer.step > 0 and not self._confirm_reset():
-            QTimer.singleShot(0, self.doc.undo_stack.undo)  # not inside the push that is still running
-            return
+        if c.trainer.step > 0:
+            # This edit must stay its own undo step: a declined one is undone alone, an accepted one starts a
+            # new run, and neither should fold into the edit before it.
+            self.doc.hold_merge = True
+            QTimer.singleShot(0, self._release_merge)
+            if not confirm_reset(self, c):
+                QTimer.singleShot(0, self.doc.undo_stack.undo)  # not inside the push that is still running
+                return
         try:
             spec = parse_spec(spec_to_dict(c.spec.model_copy(update={"model": model})))
             self._synced = model
@@ -300,20 +304,8 @@ class NetworkEditor(QWidget):
             return
         c.set_blocked(None)
 
-    def _confirm_reset(self) -> bool:
-        if self._asking:
-            return False
-        self._asking = True
-        try:
-            answer = QMessageBox.question(
-                self, "Reset training?",
-                f"Changing the network's architecture starts training over (now at epoch "
-                f"{self.controller.trainer.epoch}). "
-                "Apply the change and reset?",
-                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes)
-        finally:
-            self._asking = False
-        return answer == QMessageBox.StandardButton.Yes
+    def _release_merge(self) -> None:
+        self.doc.hold_merge = False
 
     @Slot()
     def _on_spec(self) -> None:
@@ -389,3 +381,13 @@ class NetworkEditor(QWidget):
         if not path.is_file():
             raise OSError("the SVG could not be written")
 
+
+
+def confirm_reset(parent: QWidget, controller: Controller) -> bool:
+    """Ask before an architecture change throws away a run that has trained."""
+    answer = QMessageBox.question(
+        parent, "Reset training?",
+        f"Changing the network's architecture starts training over (now at epoch {controller.trainer.epoch}, "
+        f"step {controller.trainer.step}). Apply the change and reset?",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Yes)
+    return answer == QMessageBox.StandardButton.Yes

@@ -6,7 +6,7 @@ import types
 from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import ValidationError
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -75,6 +75,21 @@ class Field:
             tip += "; sizes separated by commas" + ("; empty = from the dataset" if optional else "")
         self.widget.setToolTip(tip)
 
+    def set_value(self, value: Any) -> None:
+        """Show a value without emitting a change (the document changed it: undo, redo)."""
+        w = self.widget
+        with QSignalBlocker(w):
+            if self.kind == "bool":
+                w.setChecked(bool(value))  # type: ignore[attr-defined]
+            elif self.kind == "choice":
+                w.setCurrentText(str(value))  # type: ignore[attr-defined]
+            elif self.kind == "number":
+                w.setValue(value)  # type: ignore[attr-defined]
+            elif self.kind == "optional_int":
+                w.setValue(w.minimum() if value is None else int(value))  # type: ignore[attr-defined]
+            else:
+                w.setText("" if value is None else ", ".join(str(v) for v in value))  # type: ignore[attr-defined]
+
     def value(self) -> Any:
         w = self.widget
         if self.kind == "bool":
@@ -117,6 +132,7 @@ class Inspector(QWidget):
             col.addWidget(w)
         col.addStretch(1)
         self.fields: dict[str, Field] = {}
+        self._form_key: tuple[str, str] | None = None
         doc.changed.connect(self.refresh)
         self.show_node("")
 
@@ -125,12 +141,15 @@ class Inspector(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        while self.form.rowCount():
-            self.form.removeRow(0)
-        self.fields = {}
         ids = {n.id for n in self.doc.model.nodes}
         if self.node_id not in ids:
             self.node_id = ""
+        if self.node_id and self._update_in_place():
+            return
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.fields = {}
+        self._form_key = None
         if not self.node_id:
             self.title.setText("No block selected")
             self.doc_label.setText("Select one block to edit its parameters. Drag layers in from the palette.")
@@ -153,7 +172,25 @@ class Inspector(QWidget):
             f = Field(op.params, name, current.get(name), self._on_change)
             self.fields[name] = f
             self.form.addRow(name.replace("_", " "), f.widget)
+        self._form_key = (self.node_id, node["op"])
         self.shapes.setText(self._shape_text(node, op))
+
+    def _update_in_place(self) -> bool:
+        """Refresh the same block's form without rebuilding it, so a spin box keeps focus and auto-repeat."""
+        node = self.doc.node(self.node_id)
+        op = OPS.get(node["op"])
+        if op is None or self._form_key != (self.node_id, node["op"]):
+            return False
+        try:
+            current = op.params.model_validate(node.get("params", {})).model_dump()
+        except ValidationError:
+            return False
+        for name, f in self.fields.items():
+            f.set_value(current.get(name))
+        diag = self.doc.diagnosis
+        self.error.setText(f"⚠ {diag.errors[self.node_id]}" if self.node_id in diag.errors else "")
+        self.shapes.setText(self._shape_text(node, op))
+        return True
 
     def _shape_text(self, node: dict[str, Any], op: Any) -> str:
         diag = self.doc.diagnosis

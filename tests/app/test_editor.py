@@ -349,3 +349,33 @@ def test_keyboard_delete_undo_and_middle_button_pan(open_window, qtbot):
     qtbot.mouseMove(vp, pos=QPoint(120, 200))
     qtbot.mouseRelease(vp, Qt.MouseButton.MiddleButton, pos=QPoint(120, 200))
     assert bar.value() == start + 80
+
+
+def test_stepping_a_parameter_is_one_undo_step_and_keeps_the_form(open_window, qtbot):
+    w = open_window("tfp-circle")
+    ed = editor_of(w, qtbot)
+    before = ed.doc.model
+    ed._select(["dense_1"])
+    units = ed.inspector.fields["units"].widget
+    for _ in range(3):
+        units.stepUp()  # the spin box's arrow
+    assert ed.inspector.fields["units"].widget is units  # updated in place, not rebuilt under the mouse
+    assert ed.doc.node("dense_1")["params"]["units"] == 7 and units.value() == 7
+    assert ed.doc.undo_stack.count() == 1 and ed.doc.undo_stack.undoText() == "edit dense_1 units"
+    ed.undo_action.trigger()
+    assert ed.doc.model == before and units.value() == 4
+
+
+def test_stack_edits_after_training_ask_too(open_window, qtbot, dialogs):
+    w = open_window("tfp-circle")
+    c = w.controller
+    train_epochs(qtbot, w, 1)
+    model = c.spec.model
+    dialogs.answers = [QMessageBox.StandardButton.Cancel]
+    w.network.layer_plus.click()
+    assert "starts training over" in dialogs.texts("question")[-1]
+    assert c.spec.model == model and c.trainer.epoch >= 1
+    assert w.network.layer_label.text() == "2 hidden layers"
+    dialogs.answers = [QMessageBox.StandardButton.Yes]
+    w.network.layer_plus.click()
+    assert c.trainer.epoch == 0 and w.network.layer_label.text() == "3 hidden layers"
