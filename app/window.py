@@ -210,23 +210,30 @@ class MainWindow(QMainWindow):
 
     # --- toolbar actions ---------------------------------------------------------------------------
 
+    def _refused(self) -> bool:
+        """True (and the reason shown) when the graph editor holds an invalid network."""
+        blocked = self.controller.blocked
+        if blocked is None or self.controller.playing:
+            return False
+        self.banner.show_message(f"Training is refused until the graph is valid: {blocked}", severe=True)
+        self.tabs.setCurrentWidget(self.editor)
+        return True
+
     @Slot()
     def _on_play(self) -> None:
         self.banner.hide()
-        blocked = self.controller.blocked
-        if blocked is not None and not self.controller.playing:
-            self.banner.show_message(f"Training is refused until the graph is valid: {blocked}", severe=True)
-            self.tabs.setCurrentWidget(self.editor)
-            return
-        self.controller.toggle()
+        if not self._refused():
+            self.controller.toggle()
 
     @Slot()
     def _on_step_epoch(self) -> None:
-        self.controller.step_epoch()
+        if not self._refused():
+            self.controller.step_epoch()
 
     @Slot()
     def _on_step_batch(self) -> None:
-        self.controller.step_batch()
+        if not self._refused():
+            self.controller.step_batch()
 
     @Slot()
     def _on_reset(self) -> None:

@@ -78,6 +78,8 @@ class NetworkEditor(QWidget):
         col.addWidget(self.status)
         self._synced = controller.spec.model  # the model the controller last had from or gave to this editor
         self.doc.changed.connect(self._on_doc_changed)
+        # Any edit, an unfinished draft included, is unsaved work: autosave and the close prompt see it.
+        self.doc.undo_stack.indexChanged.connect(self._on_edited)
         self.doc.refused.connect(self._on_refused)
         self.scene.node_selected.connect(self.inspector.show_node)
         self.palette.op_activated.connect(self._on_op_activated)
@@ -303,6 +305,11 @@ class NetworkEditor(QWidget):
             self.status.setText(f"<span style='color:#b71c1c'>✗ {exc}</span>")
             return
         c.set_blocked(None)
+
+    @Slot()
+    def _on_edited(self) -> None:
+        if not self.doc.undo_stack.isClean():
+            self.controller.set_modified(True)
 
     def _release_merge(self) -> None:
         self.doc.hold_merge = False

@@ -69,9 +69,12 @@ def test_dragging_from_the_palette_creates_a_block_where_it_drops(open_window, q
     assert ed.inspector.node_id == node_id  # the new block is selected and inspected
     # An unwired block is invalid: red, with the engine's reason, and training is refused.
     assert block.error == "takes 1 input but has 0" and ed.doc.diagnosis.problem == "dense_4 (dense) takes 1 input but has 0"
-    assert w.controller.blocked is not None
-    w.play_action.trigger()
-    assert not w.controller.playing and "Training is refused until the graph is valid" in w.banner.label.text()
+    assert w.controller.blocked is not None and w.controller.modified  # the draft is unsaved work
+    for action in (w.play_action, w.epoch_action, w.batch_action):
+        w.banner.hide()
+        action.trigger()
+        assert not w.controller.playing and "Training is refused until the graph is valid" in w.banner.label.text()
+    assert w.controller.trainer.step == 0
 
 
 def test_wiring_by_mouse_creates_the_edge_in_the_spec(open_window, qtbot):
