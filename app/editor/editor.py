@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QPointF, QRectF, QSize, Qt, QTimer, Slot
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QPainter
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (
@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 from engine import EngineError
 from engine.graph import head_units, output_activation, same_architecture
-from engine.spec import ModelSpec, parse_spec, spec_to_dict
+from engine.spec import ModelSpec, Node, parse_spec, spec_to_dict
 from engine.templates import TEMPLATES, Head
 
 from ..controller import Controller
@@ -34,7 +34,7 @@ from .inspector import Inspector
 from .palette import Palette
 from .summary import SummaryTable, summary_text
 
-MIME_GRAPH = "application/x-dlp-graph"
+CLIP_KEY = "dl_playground_blocks"  # marks clipboard text as blocks copied from an editor
 PASTE_OFFSET = 40.0
 DATA_NOTE = {"images": "28×28 images", "tokens": "16-token sequences", "graphs": "8-node graphs"}
 
@@ -232,24 +232,22 @@ class NetworkEditor(QWidget):
         if not picked:
             return
         data = self.doc.as_dict()
-        payload = {"nodes": [n for n in data["nodes"] if n["id"] in picked],
+        payload = {CLIP_KEY: 1, "nodes": [n for n in data["nodes"] if n["id"] in picked],
                    "edges": [e for e in data["edges"] if e[0] in picked and e[1] in picked]}
-        mime = QMimeData()
-        text = json.dumps(payload)
-        mime.setData(MIME_GRAPH, text.encode())
-        mime.setText(text)
-        QGuiApplication.clipboard().setMimeData(mime)
+        # Plain text, not a QMimeData of our own: PySide6 frees a QMimeData handed to the clipboard twice at
+        # exit (a segfault after every copy). As JSON it also pastes into another window or a text editor.
+        QGuiApplication.clipboard().setText(json.dumps(payload))
 
     @Slot()
     def paste(self) -> None:
-        mime = QGuiApplication.clipboard().mimeData()
-        if mime is None or not mime.hasFormat(MIME_GRAPH):
-            return
         try:
-            payload = json.loads(bytes(mime.data(MIME_GRAPH).data()).decode())
-            nodes, edges = list(payload["nodes"]), [list(e) for e in payload["edges"]]
-        except (ValueError, KeyError, TypeError):
-            return
+            payload = json.loads(QGuiApplication.clipboard().text())
+            if not isinstance(payload, dict) or payload.get(CLIP_KEY) != 1:
+                return
+            nodes = [Node.model_validate(n).model_dump(mode="json") for n in payload["nodes"]]
+            edges = [[str(a), str(b)] for a, b in payload["edges"]]
+        except (ValueError, KeyError, TypeError):  # pydantic's ValidationError is a ValueError
+            return  # not blocks copied from an editor: nothing to paste
         self._select(self.doc.paste(nodes, edges, (PASTE_OFFSET, PASTE_OFFSET)))
 
     def insert_template(self, name: str) -> None:

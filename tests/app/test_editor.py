@@ -276,6 +276,11 @@ def test_copy_paste_delete_and_auto_layout(open_window, qtbot):
     assert ed.scene.selected_nodes() == new
     ed.delete_action.trigger()
     assert {n.id for n in ed.doc.model.nodes} == ids - new
+    # Other text on the clipboard, or our marker with nonsense, pastes nothing and raises nothing.
+    for text in ("hello", '{"dl_playground_blocks": 1, "nodes": [{"op": 3}], "edges": []}'):
+        QApplication.clipboard().setText(text)
+        ed.paste_action.trigger()
+        assert {n.id for n in ed.doc.model.nodes} == ids - new
     ed.doc.move({"dense_1": (500.0, 500.0)})
     ed.layout_action.trigger()
     pos = {n.id: n.position for n in ed.doc.model.nodes}
