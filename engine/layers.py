@@ -164,21 +164,33 @@ class DenseParams(Params):
     init: InitName = "default"
 
 
-class Dense(nn.Linear):
+class Activated:
+    """For layers that end in their own activation (dense, conv, GCN): a PReLU module or a plain function."""
+
+    act: nn.Module | None
+    _fn: Callable[[torch.Tensor], torch.Tensor] | None
+
+    def set_activation(self, name: str) -> None:
+        self.act = nn.PReLU() if name == "prelu" else None
+        self._fn = ACTIVATIONS[name]
+
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        if self.act is not None:
+            return self.act(y)
+        return y if self._fn is None else self._fn(y)
+
+
+class Dense(Activated, nn.Linear):
     """A fully connected layer with its own activation (TensorFlow Playground's 'layer')."""
 
     def __init__(self, in_features: int, p: DenseParams) -> None:
         super().__init__(in_features, p.units, bias=p.bias)
         self.activation = p.activation
-        self.act = nn.PReLU() if p.activation == "prelu" else None
-        self._fn = ACTIVATIONS[p.activation]
+        self.set_activation(p.activation)
         init_weights(self, p.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, units)
-        y = F.linear(x, self.weight, self.bias)
-        if self.act is not None:
-            return self.act(y)
-        return y if self._fn is None else self._fn(y)
+        return self.activate(F.linear(x, self.weight, self.bias))
 
 
 def init_weights(layer: nn.Linear, init: str) -> None:

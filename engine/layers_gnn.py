@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from .layers import ACTIVATIONS, MAX_UNITS, ActivationName, Identity, Op, Params, Shape, ShapeError, fmt_shape, register
+from .layers import MAX_UNITS, Activated, ActivationName, Identity, Op, Params, Shape, ShapeError, fmt_shape, register
 
 
 class AdjacencyParams(Params):
@@ -44,20 +44,16 @@ class GCNParams(Params):
     activation: ActivationName = "relu"
 
 
-class GCN(nn.Module):
+class GCN(Activated, nn.Module):
     """Kipf & Welling's graph convolution: H' = act(Â H W + b)."""
 
     def __init__(self, features: int, p: GCNParams) -> None:
         super().__init__()
         self.linear = nn.Linear(features, p.units)
-        self.act = nn.PReLU() if p.activation == "prelu" else None
-        self._fn = ACTIVATIONS[p.activation]
+        self.set_activation(p.activation)
 
     def forward(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:  # (B, N, F), (B, N, N) -> (B, N, units)
-        y = normalized_adjacency(a) @ F.linear(x, self.linear.weight) + self.linear.bias
-        if self.act is not None:
-            return self.act(y)
-        return y if self._fn is None else self._fn(y)
+        return self.activate(normalized_adjacency(a) @ F.linear(x, self.linear.weight) + self.linear.bias)
 
 
 def _gcn_shape(p: GCNParams, shapes: list[Shape]) -> Shape:
@@ -81,7 +77,7 @@ class GATParams(Params):
     activation: ActivationName = "relu"
 
 
-class GAT(nn.Module):
+class GAT(Activated, nn.Module):
     """Veličković et al.'s graph attention: each node weighs its neighbours by learned attention scores."""
 
     def __init__(self, features: int, p: GATParams) -> None:
@@ -93,8 +89,7 @@ class GAT(nn.Module):
         self.bias = nn.Parameter(torch.zeros(p.heads * p.units if self.concat else p.units))
         nn.init.xavier_uniform_(self.att_src)
         nn.init.xavier_uniform_(self.att_dst)
-        self.act = nn.PReLU() if p.activation == "prelu" else None
-        self._fn = ACTIVATIONS[p.activation]
+        self.set_activation(p.activation)
         self.keep_weights = False
         self.weights: torch.Tensor | None = None
 
@@ -111,10 +106,7 @@ class GAT(nn.Module):
             self.weights = alpha.detach().permute(0, 3, 1, 2)  # (B, H, N, N)
         out = torch.einsum("bijh,bjhu->bihu", alpha, h)  # (B, N, H, U)
         out = out.reshape(b, n, -1) if self.concat else out.mean(2)
-        y = out + self.bias
-        if self.act is not None:
-            return self.act(y)
-        return y if self._fn is None else self._fn(y)
+        return self.activate(out + self.bias)
 
 
 def _gat_shape(p: GATParams, shapes: list[Shape]) -> Shape:

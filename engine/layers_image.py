@@ -9,8 +9,8 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from .layers import (
-    ACTIVATIONS,
     MAX_UNITS,
+    Activated,
     ActivationName,
     NoParams,
     Op,
@@ -57,19 +57,15 @@ class Conv2dParams(Params):
     bias: bool = True
 
 
-class ActivatedConv(nn.Conv2d):
+class ActivatedConv(Activated, nn.Conv2d):
     """A 2-D convolution with its own activation, like a dense layer's."""
 
     def __init__(self, c_in: int, p: Conv2dParams) -> None:
         super().__init__(c_in, p.filters, p.kernel, p.stride, p.padding, p.dilation, p.groups, p.bias)
-        self.act = nn.PReLU() if p.activation == "prelu" else None
-        self._fn = ACTIVATIONS[p.activation]
+        self.set_activation(p.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, filters, H', W')
-        y = super().forward(x)
-        if self.act is not None:
-            return self.act(y)
-        return y if self._fn is None else self._fn(y)
+        return self.activate(super().forward(x))
 
 
 def _conv_shape(p: Conv2dParams, shapes: list[Shape]) -> Shape:
@@ -165,18 +161,14 @@ class ConvTransposeParams(Params):
         return self
 
 
-class ActivatedConvTranspose(nn.ConvTranspose2d):
+class ActivatedConvTranspose(Activated, nn.ConvTranspose2d):
     def __init__(self, c_in: int, p: ConvTransposeParams) -> None:
         super().__init__(c_in, p.filters, p.kernel, p.stride, p.padding, p.output_padding, bias=p.bias,
                          dilation=p.dilation)
-        self.act = nn.PReLU() if p.activation == "prelu" else None
-        self._fn = ACTIVATIONS[p.activation]
+        self.set_activation(p.activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, filters, H', W')
-        y = super().forward(x)
-        if self.act is not None:
-            return self.act(y)
-        return y if self._fn is None else self._fn(y)
+        return self.activate(super().forward(x))
 
 
 def _tconv_shape(p: ConvTransposeParams, shapes: list[Shape]) -> Shape:

@@ -31,3 +31,16 @@ def spec_dict(name: str = "tfp-circle", **sections: Any) -> dict[str, Any]:
 @pytest.fixture
 def circle_dict() -> dict[str, Any]:
     return spec_dict("tfp-circle")
+
+
+def build_op(op: str, params: dict[str, Any], shapes: list[tuple[int, ...]], ctx: Any = None) -> tuple[Any, Any, Any]:
+    """Build one registered op: (torch module, validated params, the registry entry)."""
+    from engine.layers import OPS, BuildContext
+
+    spec = OPS[op]
+    p = spec.params.model_validate(params)
+    return spec.build(p, shapes, ctx or BuildContext()), p, spec
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(t.numel() for t in module.parameters())

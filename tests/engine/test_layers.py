@@ -7,19 +7,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.layers import ACTIVATIONS, OPS, BuildContext, Dense, ShapeError, init_weights
+from tests.conftest import build_op as build
 
 REFERENCE = {
     "relu": torch.relu, "leaky_relu": lambda x: F.leaky_relu(x, 0.01), "sigmoid": torch.sigmoid,
     "tanh": torch.tanh, "silu": F.silu, "softplus": F.softplus, "gelu": F.gelu, "linear": lambda x: x,
     "prelu": lambda x: torch.where(x >= 0, x, 0.25 * x),
 }
-
-
-def build(op, params, shapes, ctx=None):
-    spec = OPS[op]
-    p = spec.params.model_validate(params)
-    module = spec.build(p, shapes, ctx or BuildContext())
-    return module, p, spec
 
 
 def test_every_activation_has_a_reference():

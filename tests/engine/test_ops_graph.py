@@ -8,20 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from engine.graph import GraphModule, analyse, diagnose
-from engine.layers import OPS, BuildContext, ShapeError
+from engine.layers import BuildContext, ShapeError
 from engine.spec import ModelSpec
 from engine.trainer import Trainer
-from tests.conftest import spec_dict
-
-
-def build(op, params, shapes, ctx=None):
-    spec = OPS[op]
-    p = spec.params.model_validate(params)
-    return spec.build(p, shapes, ctx or BuildContext()), p, spec
-
-
-def n_params(module):
-    return sum(t.numel() for t in module.parameters())
+from tests.conftest import build_op as build
+from tests.conftest import n_params, spec_dict
 
 
 def random_graph(b, n, seed=0):

@@ -9,16 +9,8 @@ import torch.nn.functional as F
 
 from engine.layers import OPS, BuildContext, ShapeError
 from engine.layers_image import conv_size, transpose_size
-
-
-def build(op, params, shapes):
-    spec = OPS[op]
-    p = spec.params.model_validate(params)
-    return spec.build(p, shapes, BuildContext()), p, spec
-
-
-def n_params(module):
-    return sum(t.numel() for t in module.parameters())
+from tests.conftest import build_op as build
+from tests.conftest import n_params
 
 
 @pytest.mark.parametrize("kernel,stride,padding,dilation,groups", [

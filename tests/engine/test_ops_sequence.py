@@ -7,17 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from engine.layers import OPS, BuildContext, ShapeError
-
-
-def build(op, params, shapes):
-    spec = OPS[op]
-    p = spec.params.model_validate(params)
-    return spec.build(p, shapes, BuildContext()), p, spec
-
-
-def n_params(module):
-    return sum(t.numel() for t in module.parameters())
+from engine.layers import OPS, ShapeError
+from tests.conftest import build_op as build
+from tests.conftest import n_params
 
 
 def test_embedding_looks_up_rows():
