@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from engine.session import load_session
 from engine.stack import from_model
 from engine.templates import TEMPLATES
+from tests.conftest import train_one_step
 
 
 def train_epochs(qtbot, window, n: int) -> None:
@@ -176,8 +177,10 @@ def test_each_template_inserts_an_editable_graph_with_its_shapes(open_window, qt
         if t.data == "session":
             assert d.valid, (name, d.problem)
             assert d.shapes["output"] == (3,)  # fitted to spiral3's three classes
+            train_one_step(ed.doc.model, (2,))
         else:
             assert set(d.errors) == {"input"} and "the dataset gives (B, 2)" in d.problem, name
+            train_one_step(ed.doc.model)  # on random data of its own kind (images, tokens, graphs)
     assert ed.doc.undo_stack.count() == len(TEMPLATES)
 
 
