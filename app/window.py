@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.editor, "Graph editor")
         self.tabs.setTabToolTip(0, "The network as it trains: neurons, weights and the layer-stack editor")
         self.tabs.setTabToolTip(1, "Build any network as a graph: drag layers in, wire them, check shapes (Ctrl+E)")
+        self.tabs.currentChanged.connect(self._on_tab)
         central = QWidget()
         col = QVBoxLayout(central)
         col.setContentsMargins(0, 0, 0, 0)
@@ -207,6 +208,11 @@ class MainWindow(QMainWindow):
             action = dock.toggleViewAction()
             action.setToolTip(f"Show or hide the {dock.windowTitle()} panel")
             menu.addAction(action)
+
+    @Slot(int)
+    def _on_tab(self, index: int) -> None:
+        if self.tabs.widget(index) is self.editor:
+            self.editor.view.setFocus()  # the editor's keys (Delete, Ctrl+Z, Ctrl+C…) work at once
 
     # --- toolbar actions ---------------------------------------------------------------------------
 
