@@ -350,6 +350,23 @@ class GraphModule(nn.Module):
                 values[n] = self.layers[n](*(values[p] for p in self.info.nodes[n].inputs))
         return values
 
+    @torch.no_grad()
+    def attention_maps(self, x: torch.Tensor, extras: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Every attention layer's softmax weights for input x, keyed by node id: (B, heads, T, S) for
+        attention and transformer blocks, (B, heads, N, N) for GAT. Computed in eval mode through the explicit
+        softmax path (the fused kernel never forms the matrix); the layers go back to the fast path after."""
+        holders = {n: (m.attention if hasattr(m, "attention") else m) for n, m in self.layers.items()
+                   if hasattr(m, "keep_weights") or hasattr(m, "attention")}
+        for m in holders.values():
+            m.keep_weights, m.weights = True, None
+        try:
+            with self.evaluating():
+                self.forward_all(x, extras)
+            return {n: m.weights for n, m in holders.items() if m.weights is not None}
+        finally:
+            for m in holders.values():
+                m.keep_weights, m.weights = False, None
+
     def aux_loss(self) -> torch.Tensor | None:
         """The loss terms layers added in the last forward pass (a VAE's β·KL), or None."""
         terms = [m.aux for m in self._aux if m.aux is not None]

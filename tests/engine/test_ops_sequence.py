@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.layers import OPS, ShapeError
+from engine.layers import OPS, BuildContext, ShapeError
 from tests.conftest import build_op as build
 from tests.conftest import n_params
 
@@ -142,3 +142,21 @@ def test_sequence_ops_refuse_flat_input():
     for op in ("rnn", "self_attention", "transformer_block"):
         with pytest.raises(ShapeError, match=r"expects a sequence \(B, T, C\) but gets \(B, 8\)"):
             OPS[op].shape(OPS[op].params(), [(8,)])
+
+
+def test_a_graph_reports_every_attention_map_and_returns_to_the_fast_path():
+    from engine.graph import GraphModule, analyse
+    from engine.templates import TEMPLATES, Head
+
+    info = analyse(TEMPLATES["transformer"].model(Head(2, "softmax")))
+    net = GraphModule(info, BuildContext())
+    ids = torch.randint(0, 32, (3, 16)).float()
+    maps = net.attention_maps(ids)
+    assert set(maps) == {"block_1", "block_2"}
+    for w in maps.values():
+        assert w.shape == (3, 4, 16, 16)
+        torch.testing.assert_close(w.sum(-1), torch.ones(3, 4, 16))
+    assert not net.layers["block_1"].attention.keep_weights and net.layers["block_1"].attention.weights is None
+    gcn = analyse(TEMPLATES["gcn"].model(Head(2, "softmax")))
+    assert GraphModule(gcn, BuildContext()).attention_maps(torch.rand(2, 8, 4),
+                                                           {"adjacency": torch.zeros(2, 8, 8)}) == {}
