@@ -68,7 +68,7 @@ class NetworkEditor(QWidget):
         split.addWidget(left)
         split.addWidget(self.view)
         split.setStretchFactor(1, 1)
-        split.setSizes([240, 800])
+        split.setSizes([270, 800])
         self.toolbar = QToolBar("Graph editor")
         self._build_actions()
         col = QVBoxLayout(self)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import networkx as nx
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from engine.layers import fmt_shape
@@ -54,6 +55,10 @@ class SummaryTable(QWidget):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.setToolTip("Every block's output shape and parameter count, in the order data flows")
+        font = self.table.font()
+        font.setPointSizeF(max(7.0, font.pointSizeF() - 1.5))  # four columns in a side panel
+        self.table.setFont(font)
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 4)
         self.total = QLabel()
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
@@ -67,5 +72,8 @@ class SummaryTable(QWidget):
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             for j, text in enumerate(row):
-                self.table.setItem(i, j, QTableWidgetItem(text))
+                item = QTableWidgetItem(text)
+                if j == 3:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(i, j, item)
         self.total.setText(f"Total: {sum(self.doc.diagnosis.counts.values()):,} parameters")
