@@ -1,6 +1,7 @@
 """The network editor: palette | canvas | inspector and summary, kept in step with the session's spec."""
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -258,7 +259,7 @@ class NetworkEditor(QWidget):
 
     @Slot(str)
     def _on_refused(self, message: str) -> None:
-        self.status.setText(f"<span style='color:#b71c1c'>Not done: {message}</span>")
+        self.status.setText(f"<span style='color:#b71c1c'>Not done: {html.escape(message)}</span>")
 
     # --- keeping the session in step --------------------------------------------------------------
 
@@ -270,7 +271,7 @@ class NetworkEditor(QWidget):
                                 f"blocks, {total:,} parameters.</span>")
         else:
             self.status.setText(f"<span style='color:#b71c1c'>✗ Training is refused until the graph is valid: "
-                                f"{d.problem}</span>")
+                                f"{html.escape(d.problem or '')}</span>")
 
     @Slot()
     def _on_doc_changed(self) -> None:
@@ -300,7 +301,7 @@ class NetworkEditor(QWidget):
             c.set_spec(spec)
         except EngineError as exc:
             c.set_blocked(str(exc))
-            self.status.setText(f"<span style='color:#b71c1c'>✗ {exc}</span>")
+            self.status.setText(f"<span style='color:#b71c1c'>✗ {html.escape(str(exc))}</span>")
             return
         c.set_blocked(None)
 
