@@ -284,6 +284,19 @@ class EditorScene(QGraphicsScene):
         super().mousePressEvent(event)
         self._press_pos = {b.node_id: b.pos() for b in self.blocks.values() if b.isSelected()}
 
+    def _nearest_port(self, pos: QPointF, output: bool) -> Port | None:
+        """A wire dropped on a block's body goes to its nearest port of the wanted kind (an empty input first)."""
+        block = next((i for i in self.items(pos) if isinstance(i, Block)), None)
+        if block is None:
+            return None
+        if output:
+            return block.out_port
+        if not block.in_ports:
+            return None
+        slots = self.doc.slots(block.node_id)
+        empty = [p for p in block.in_ports if p.index >= len(slots) or slots[p.index] is None]
+        return min(empty or block.in_ports, key=lambda p: QLineF(p.centre(), pos).length())
+
     def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if self._drag_from is not None and self._drag_line is not None:
             path = QPainterPath(self._drag_from.centre())
@@ -298,7 +311,7 @@ class EditorScene(QGraphicsScene):
             if self._drag_line is not None:
                 self.removeItem(self._drag_line)
                 self._drag_line = None
-            end = self._port_at(event.scenePos())
+            end = self._port_at(event.scenePos()) or self._nearest_port(event.scenePos(), not start.output)
             if end is not None and end.output != start.output:
                 out, inp = (start, end) if start.output else (end, start)
                 self.doc.connect(out.block.node_id, inp.block.node_id, inp.index)

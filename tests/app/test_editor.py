@@ -107,6 +107,16 @@ def test_named_ports_put_inputs_in_role_order(open_window, qtbot):
     drag_wire(qtbot, ed, "dense_1", rep, port=0)  # then μ
     assert ed.doc.slots(rep) == ["dense_1", "dense_2"]
     assert [s for s, t in ed.doc.model.edges if t == rep] == ["dense_1", "dense_2"]
+    # A wire dropped on a block's body rather than on a port goes to its (first empty) input port.
+    drop_op(ed, "add", QPoint(300, 300))
+    add = next(n.id for n in ed.doc.model.nodes if n.op == "add")
+    vp = ed.view.viewport()
+    a = view_point(ed, ed.scene.blocks["dense_3"].out_port.centre())
+    b = view_point(ed, ed.scene.blocks[add].sceneBoundingRect().center())
+    qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=a)
+    qtbot.mouseMove(vp, pos=b)
+    qtbot.mouseRelease(vp, Qt.MouseButton.LeftButton, pos=b)
+    assert ("dense_3", add) in ed.doc.model.edges
 
 
 def test_undo_and_redo_restore_the_spec_exactly(open_window, qtbot):
