@@ -340,7 +340,7 @@ class EditorView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setAcceptDrops(True)
         self.setToolTip("Drag layers in from the palette; drag from an output port (right) to an input port (left) "
-                        "to wire; wheel to zoom, middle button to pan; Delete removes the selection")
+                        "or onto a block to wire; wheel to zoom, middle button to pan; Delete removes the selection")
         self._pan: QPointF | None = None
 
     def zoom(self, factor: float) -> None:
