@@ -11,6 +11,7 @@ from pathlib import Path
 T0 = time.perf_counter()
 
 import pyqtgraph as pg
+import PySide6
 import torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -23,6 +24,19 @@ from engine.session import Session, load_session
 from .files import DEFAULT_PRESET
 from .recovery import discard, orphans
 from .window import MainWindow
+
+# Known to crash the interpreter within seconds of live plotting (DESIGN.md §5). pyproject keeps pip from
+# installing it; this catches a Qt that came another way (conda, a system package, `pip install PySide6`).
+CRASHING_QT = (("6.12.0", "0.14."),)
+
+
+def unsupported_qt(pyside: str = PySide6.__version__, pyqtgraph: str = pg.__version__) -> str | None:
+    """Why this PySide6 and pyqtgraph must not run together, or None when they may."""
+    for bad_pyside, bad_pg in CRASHING_QT:
+        if pyside == bad_pyside and pyqtgraph.startswith(bad_pg):
+            return (f"PySide6 {pyside} with pyqtgraph {pyqtgraph} crashes during live plotting. "
+                    "Install a tested Qt: pip install 'PySide6-Essentials>=6.10.2,<6.12'")
+    return None
 
 
 def configure() -> None:
@@ -96,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--startup-time", action="store_true",
                         help="print when the window is ready for input, then quit (for the benchmark)")
     args = parser.parse_args(argv)
+    why = unsupported_qt()
+    if why:
+        print(f"error: {why}", file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("DL Playground")
     configure()
