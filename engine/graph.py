@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from .errors import GraphError, SpecError, format_pydantic
-from .layers import OPS, BuildContext, Dropout, Params, Shape, ShapeError, fmt_shape
+from .layers import OPS, BuildContext, Dropout, Op, Params, Shape, ShapeError, fmt_shape
 from .layers_generative import Reparameterize
 
 if TYPE_CHECKING:
@@ -86,6 +86,15 @@ def node_params(model: ModelSpec, index: int) -> Params:
         raise format_pydantic(exc, f"{path}.params") from None
 
 
+def _arity(op: Op, k: int) -> str | None:
+    """Why k inputs are wrong for the op ("takes 2 inputs but has 1"), or None when they are right."""
+    lo, hi = op.inputs
+    if lo <= k and (hi is None or k <= hi):
+        return None
+    want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo}–{hi}")
+    return f"takes {want} input{'s' if want != '1' else ''} but has {k}"
+
+
 def same_architecture(a: ModelSpec, b: ModelSpec) -> bool:
     """True when two models differ at most in where an editor placed their blocks."""
     strip = lambda m: (tuple(n.model_copy(update={"position": None}) for n in m.nodes), m.edges)
@@ -127,11 +136,9 @@ def analyse(model: ModelSpec, input_shape: Shape | None = None) -> GraphInfo:
     for n in g:
         path = f"model.nodes[{g.nodes[n]['index']}]"
         op = OPS[g.nodes[n]["op"]]
-        lo, hi = op.inputs
-        k = g.in_degree(n)
-        if k < lo or (hi is not None and k > hi):
-            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo}–{hi}")
-            raise GraphError(path, f"{n} ({op.name}) takes {want} input{'s' if want != '1' else ''} but has {k}")
+        wrong = _arity(op, g.in_degree(n))
+        if wrong:
+            raise GraphError(path, f"{n} ({op.name}) {wrong}")
     sources = [n for n in g if OPS[g.nodes[n]["op"]].inputs == (0, 0)]
     reach = set(sources).union(*(nx.descendants(g, n) for n in sources))
     for n in g:
@@ -251,10 +258,9 @@ def diagnose(model: ModelSpec, spec: SessionSpec | None = None, input_shape: Sha
             if n not in params:
                 continue
             op, preds = OPS[g.nodes[n]["op"]], list(g.predecessors(n))
-            lo, hi = op.inputs
-            if len(preds) < lo or (hi is not None and len(preds) > hi):
-                want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo}–{hi}")
-                errors[n] = f"takes {want} input{'s' if want != '1' else ''} but has {len(preds)}"
+            wrong = _arity(op, len(preds))
+            if wrong:
+                errors[n] = wrong
                 continue
             if any(p not in shapes for p in preds):
                 continue

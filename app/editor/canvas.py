@@ -208,9 +208,10 @@ class Wire(QGraphicsPathItem):
     def key(self) -> tuple[str, str]:
         return (self.src.node_id, self.dst.node_id)
 
-    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        self.setPen(QPen(QColor("#1565c0") if self.isSelected() else QColor("#546e7a"), 3 if self.isSelected() else 2))
-        super().paint(painter, option, widget)
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
+        if change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            self.setPen(QPen(QColor("#1565c0"), 3) if value else QPen(QColor("#546e7a"), 2))
+        return super().itemChange(change, value)
 
 
 class EditorScene(QGraphicsScene):

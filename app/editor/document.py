@@ -77,9 +77,11 @@ class EditorDocument(QObject):
         self._set(model)
 
     def set_context(self, spec: SessionSpec) -> None:
-        """The session's dataset or loss changed: diagnose the same draft against it."""
-        self.spec = spec
-        self._set(self.model)
+        """The session's spec changed around the same graph. Only its dataset and loss bear on the diagnosis;
+        a learning-rate change while training must not re-check and redraw the graph."""
+        old, self.spec = self.spec, spec
+        if old is None or (old.dataset, old.loss) != (spec.dataset, spec.loss):
+            self._set(self.model)
 
     def node(self, node_id: str) -> dict[str, Any]:
         return next(n for n in self.as_dict()["nodes"] if n["id"] == node_id)

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from engine import EngineError
 from engine.graph import head_units, output_activation, same_architecture
-from engine.spec import ModelSpec, Node, parse_spec, spec_to_dict
+from engine.spec import ModelSpec, Node
 from engine.templates import TEMPLATES, Head
 
 from ..controller import Controller
@@ -296,9 +296,9 @@ class NetworkEditor(QWidget):
                 QTimer.singleShot(0, self.doc.undo_stack.undo)  # not inside the push that is still running
                 return
         try:
-            spec = parse_spec(spec_to_dict(c.spec.model_copy(update={"model": model})))
+            # The diagnosis already checked this model against this spec: no second validation pass here.
             self._synced = model
-            c.set_spec(spec)
+            c.set_spec(c.spec.model_copy(update={"model": model}))
         except EngineError as exc:
             c.set_blocked(str(exc))
             self.status.setText(f"<span style='color:#b71c1c'>✗ {html.escape(str(exc))}</span>")
