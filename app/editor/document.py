@@ -119,8 +119,9 @@ class EditorDocument(QObject):
         return f"{base}_{k}"
 
     def add_node(self, op: str, position: tuple[float, float]) -> str:
-        node_id = "input" if op == "input" and "input" not in {n.id for n in self.model.nodes} else (
-            "output" if op == "output" and "output" not in {n.id for n in self.model.nodes} else self.unique_id(op))
+        taken = {n.id for n in self.model.nodes}
+        # The network's ends take their op's name while it is free; everything else is numbered.
+        node_id = op if op in ("input", "output") and op not in taken else self.unique_id(op, taken)
         defaults = {"output": {"activation": self._head_activation()}}.get(op, {})
 
         def change(d: dict[str, Any]) -> None:
