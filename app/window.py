@@ -59,7 +59,9 @@ class Banner(QFrame):
         row.addWidget(close)
         self.hide()
 
-    def show_message(self, text: str, severe: bool) -> None:
+    def show_message(self, text: str, severe: bool, reset: bool = True) -> None:
+        """Show why training stopped; `reset` offers the Reset button (it cannot mend an invalid graph)."""
+        self.action.setVisible(reset)
         colour = "#fde2e1; color: #7a1712" if severe else "#e3f0fb; color: #0b3c5d"
         self.setStyleSheet(f"Banner {{ background: {colour.split(';')[0]}; border-radius: 4px; }}"
                            f" QLabel {{ {colour.split('; ')[1]}; }}")
@@ -221,7 +223,7 @@ class MainWindow(QMainWindow):
         blocked = self.controller.blocked
         if blocked is None or self.controller.playing:
             return False
-        self.banner.show_message(f"Training is refused until the graph is valid: {blocked}", severe=True)
+        self.banner.show_message(f"Training is refused until the graph is valid: {blocked}", severe=True, reset=False)
         self.tabs.setCurrentWidget(self.editor)
         return True
 

@@ -75,6 +75,7 @@ def test_dragging_from_the_palette_creates_a_block_where_it_drops(open_window, q
         w.banner.hide()
         action.trigger()
         assert not w.controller.playing and "Training is refused until the graph is valid" in w.banner.label.text()
+        assert w.banner.action.isHidden()  # Reset would not mend the graph
     assert w.controller.trainer.step == 0
 
 
