@@ -27,7 +27,10 @@ def test_save_and_reopen_gives_the_same_run(open_window, qtbot, tmp_path):
     w = open_window("spiral")
     train_epochs(qtbot, w, 3)
     w.batch_action.trigger()
-    qtbot.waitUntil(lambda: not w.controller.worker.busy)
+    c = w.controller
+    # Wait for the step to be drawn, not only done: the GUI takes the last snapshot when the worker's idle
+    # signal arrives, a moment after the worker stops being busy.
+    qtbot.waitUntil(lambda: not c.worker.busy and c.snapshot.step == c.trainer.step == 3 * c.trainer.steps_per_epoch + 1)
     w.output.discretize.setChecked(True)
     path = tmp_path / "run.dlp"
     assert w.files._save_to(path)
