@@ -4,9 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine import Snapshot
-from engine.trainer import HISTORY_KEYS
-
-EPOCH_KEYS = HISTORY_KEYS[1:]
+from engine.train.history import EPOCH_KEYS
 
 
 class Buffer:
@@ -48,15 +46,16 @@ class RunHistory:
         self.step_loss.put(snap.step_start, snap.step_loss)
         for k in EPOCH_KEYS:
             self.epochs[k].put(snap.epoch_start, snap.epochs[k])
-        probe = snap.probe
+        probe = snap.probes.get("grad_norms")
         if probe is None or (self.probe_steps and probe.step <= self.probe_steps[-1]):
             return
         self.probe_steps.append(probe.step)
-        for store, values in ((self.grad_norms, probe.grad_norms), (self.dead, probe.dead_fraction)):
+        dead = snap.probes.get("dead_units")
+        for store, values in ((self.grad_norms, probe.arrays), (self.dead, dead.arrays if dead else {})):
             for node, v in values.items():
                 series = store.setdefault(node, [])
                 series.extend([np.nan] * (len(self.probe_steps) - 1 - len(series)))
-                series.append(v)
+                series.append(float(v))
 
     @property
     def n_epochs(self) -> int:

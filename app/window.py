@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine import Checkpoint, EngineError, SessionSpec
-from engine.spec import parse_spec, spec_to_dict
+from engine.check import parse_spec
+from engine.spec import spec_to_dict
 from engine.stack import Stack, with_stack
 
 from .controller import Controller

@@ -1,9 +1,12 @@
 """DL Playground's engine: specs, graphs, datasets, training and session files. No Qt, ever."""
 from __future__ import annotations
 
+from .check import load_spec_json, parse_spec
 from .errors import EngineError, GraphError, SessionFileError, SpecError
-from .spec import FORMAT_VERSION, SessionSpec, load_spec_json, parse_spec
-from .trainer import Checkpoint, Configure, Snapshot, Trainer
+from .spec import FORMAT_VERSION, SessionSpec
+from .train.checkpoint import Checkpoint
+from .train.snapshot import Configure, Snapshot
+from .train.trainer import Trainer
 
 __all__ = [
     "FORMAT_VERSION", "Checkpoint", "Configure", "EngineError", "GraphError", "SessionFileError", "SessionSpec",

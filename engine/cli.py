@@ -1,4 +1,4 @@
-"""Command line: ``python -m engine presets | ops | info FILE [--json] | train SOURCE [...]``."""
+"""Command line: ``python -m engine presets | ops | templates | info FILE | train SOURCE | probe FILE``."""
 from __future__ import annotations
 
 import argparse
@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .check import check_spec, load_spec_json
 from .errors import EngineError, SpecError
-from .graph import check_spec
-from .layers import fmt_shape
+from .ops import OPS, fmt_shape
 from .presets import load_preset, preset_names
 from .session import Session, atomic_write, is_session_file, load_session, save_session
-from .spec import FEATURE_LABELS, SessionSpec, load_spec_json
+from .spec import SessionSpec
 
 EXIT_OK, EXIT_INVALID, EXIT_DIVERGED = 0, 2, 3
 
@@ -73,6 +73,11 @@ def _describe(spec: SessionSpec, session: Session) -> dict[str, Any]:
     return out
 
 
+def _plain(v: Any) -> str:
+    """A spec value as a person reads it: lists without brackets or quotes."""
+    return ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _fmt(v: float | None, pct: bool = False) -> str:
     if v is None:
         return "—"
@@ -86,12 +91,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(json.dumps(d, indent=2))
         return EXIT_OK
     spec, ds = session.spec, session.spec.dataset
-    feats = ", ".join(FEATURE_LABELS[f] for f in ds.features)
-    extra = f", {ds.classes} classes" if ds.name == "spiral3" else ""
+    fields = ", ".join(f"{k} {_plain(v)}" for k, v in d["dataset"].items() if k != "kind")
     opt = ", ".join(f"{k}={v}" for k, v in d["optimizer"].items() if k != "kind")
     print(f"{spec.name or Path(args.file).stem}" + (f" — {spec.description}" if spec.description else ""))
-    print(f"dataset    {ds.kind} {ds.name} ({ds.task}): {ds.samples} points, noise {ds.noise:g}%, "
-          f"{ds.train_fraction:.0%} train, features {feats}{extra}, seed {ds.seed}")
+    print(f"dataset    {ds.kind} ({ds.task}): {fields}")
     print(f"model      {len(d['nodes'])} nodes, {d['parameters']:,} parameters")
     for n in d["nodes"]:
         act = n["params"].get("activation") or n["params"].get("fn") or ""
@@ -115,12 +118,60 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_ops(args: argparse.Namespace) -> int:
-    from .layers import OPS
-
     for op in sorted(OPS.values(), key=lambda o: (o.family, o.name)):
         fields = ", ".join(op.params.model_fields)
         ports = f" inputs: {', '.join(op.ports)}." if op.ports else ""
         print(f"{op.family:12} {op.name:18} {op.doc}{ports}" + (f" [{fields}]" if fields else ""))
+    return EXIT_OK
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from .templates import TEMPLATES
+
+    for t in TEMPLATES.values():
+        print(f"{t.name:18} {t.data:8} {t.title}: {t.doc}")
+    return EXIT_OK
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+
+    from .probes import PROBES, ProbeRequest, run_probe
+    from .train.trainer import Trainer
+
+    session = resolve(args.file)
+    trainer = Trainer(session.spec, probes=False, checkpoint=session.checkpoint)
+    names = trainer.applicable_probes
+    if args.list:
+        for name in names:
+            takes = "".join(f" [--{t}]" for t in sorted(PROBES[name].takes))
+            print(f"{name:12} {PROBES[name].doc}{takes}")
+        return EXIT_OK
+    if args.probe is None or args.out is None:
+        raise SpecError("arguments", "give --probe NAME and --out FILE.npz, or --list")
+    if args.probe not in PROBES:
+        raise SpecError("--probe", f"unknown probe {args.probe!r} (known: {', '.join(PROBES)})")
+    if args.probe not in names:
+        raise SpecError("--probe", f"{args.probe} does not apply to this session (these do: {', '.join(names)})")
+    request = ProbeRequest(sample=args.sample, layer=args.layer)
+    for option in ("sample", "layer"):
+        if getattr(request, option) is not None and option not in PROBES[args.probe].takes:
+            raise SpecError(f"--{option}", f"{args.probe} does not take a {option}")
+    if args.sample is not None and not 0 <= args.sample < trainer.n_train:
+        raise SpecError("--sample", f"{args.sample} is outside the training set (0 … {trainer.n_train - 1})")
+    try:
+        result = run_probe(trainer.prober.ctx, args.probe, trainer.step, request)
+    except KeyError as exc:
+        raise SpecError("--layer", str(exc.args[0])) from None
+    buffer = io.BytesIO()
+    np.savez(buffer, **result.arrays)
+    atomic_write(Path(args.out), lambda f: f.write(buffer.getvalue()))
+    if not args.quiet:
+        print(f"{args.probe} at step {result.step}: {len(result.arrays)} arrays → {args.out}")
+        for key, a in result.arrays.items():
+            print(f"  {key:24} {a.dtype} {tuple(a.shape)}")
     return EXIT_OK
 
 
@@ -133,7 +184,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .trainer import Trainer
+    from .train.trainer import Trainer
 
     session = resolve(args.source)
     spec = session.spec
@@ -222,6 +273,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list preset names, one per line").set_defaults(func=cmd_presets)
     sub.add_parser("ops", help="list the layer ops: family, name, what it does, its parameters").set_defaults(
         func=cmd_ops)
+    sub.add_parser("templates", help="list the model templates: name, data it is built for, what it is"
+                   ).set_defaults(func=cmd_templates)
+    pr = sub.add_parser("probe", help="compute what a view shows (a probe's arrays) for a session, as .npz")
+    pr.add_argument("file", help="a .dlp session (its weights), a spec JSON or a preset (initial weights)")
+    pr.add_argument("--probe", help="the probe to run (see --list)")
+    pr.add_argument("--list", action="store_true", help="list the probes that apply to this session")
+    pr.add_argument("--sample", type=int, help="a training sample's index, for probes about one sample")
+    pr.add_argument("--layer", help="a node id, for probes about one layer")
+    pr.add_argument("--out", help="write the arrays here (.npz, one array per name)")
+    pr.add_argument("--quiet", action="store_true", help="print nothing on success")
+    pr.set_defaults(func=cmd_probe)
     info = sub.add_parser("info", help="validate a session or spec and summarise it")
     info.add_argument("file", help="a .dlp session, a spec JSON or a preset name")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -1,7 +1,6 @@
 """The model graph: a networkx DiGraph of layer nodes, validated, shape-checked and built into torch."""
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,12 +11,11 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
-from .errors import GraphError, SpecError, format_pydantic
-from .layers import OPS, BuildContext, Dropout, Op, Params, Shape, ShapeError, fmt_shape
-from .layers_generative import Reparameterize
+from .errors import GraphError, format_pydantic
+from .ops import OPS, BuildContext, Op, Params, Shape, ShapeError, fmt_shape
 
 if TYPE_CHECKING:
-    from .spec import ModelSpec, SessionSpec
+    from .spec import ModelSpec
 
 MAX_PARAMS = 20_000_000
 _RESERVED = frozenset(dir(nn.ModuleDict()))
@@ -167,141 +165,6 @@ def analyse(model: ModelSpec, input_shape: Shape | None = None) -> GraphInfo:
     return GraphInfo(g, order, infos, input_id, output_id, total)
 
 
-# Which output activations suit which task and loss; the values are the label encodings.
-HEADS = {
-    ("classification", "softmax"): {"cross_entropy", "mse"},
-    ("classification", "sigmoid"): {"bce", "mse"},
-    ("classification", "tanh"): {"mse"},
-    ("classification", "linear"): {"bce", "mse"},
-    ("regression", "tanh"): {"mse"},
-    ("regression", "linear"): {"mse"},
-}
-
-
-def head_units(spec: SessionSpec) -> int:
-    """How many output units the head needs: K for softmax, 1 otherwise."""
-    act = output_activation(spec)
-    return spec.dataset.n_classes if act == "softmax" else 1
-
-
-def output_activation(spec: SessionSpec) -> str:
-    node = next(n for n in spec.model.nodes if n.op == "output")
-    return str(node.params.get("activation", "tanh"))
-
-
-def check_spec(spec: SessionSpec) -> GraphInfo:
-    """Validate the model graph against the dataset, the head and the loss."""
-    from .datasets import input_shape
-
-    info = analyse(spec.model, input_shape(spec.dataset))
-    out = info.nodes[info.output_id]
-    act = out.params.activation  # type: ignore[attr-defined]
-    task = spec.dataset.task
-    path = f"model.nodes[{out.index}].params.activation"
-    losses = HEADS.get((task, act))
-    if losses is None:
-        raise SpecError(path, f"{act} does not suit {task}; use {' or '.join(a for t, a in HEADS if t == task)}")
-    if act in ("sigmoid", "tanh", "linear") and task == "classification" and spec.dataset.n_classes != 2:
-        raise SpecError(path, f"{act} separates two classes but {spec.dataset.name} has {spec.dataset.n_classes}; use softmax")
-    if spec.loss not in losses:
-        raise SpecError("loss", f"{spec.loss} does not fit a {act} output; use {' or '.join(sorted(losses))}")
-    if info.total_params == 0:
-        raise GraphError("model", "the network has no trainable parameters: add a dense layer")
-    units = head_units(spec)
-    if out.shape != (units,):
-        feeder = info.nodes[out.inputs[0]]
-        raise GraphError(
-            f"model.nodes[{out.index}]",
-            f"{out.id} expects {fmt_shape((units,))} but gets {fmt_shape(out.shape)}: "
-            f"give {feeder.id} {units} unit{'s' if units > 1 else ''}",
-        )
-    return info
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """What an editor shows for a draft graph: every shape it can infer, each block's own error, and the first
-    problem that keeps the whole from training (None when it is valid)."""
-
-    shapes: dict[str, Shape]
-    counts: dict[str, int]
-    errors: dict[str, str]
-    problem: str | None
-
-    @property
-    def valid(self) -> bool:
-        return self.problem is None
-
-
-def diagnose(model: ModelSpec, spec: SessionSpec | None = None, input_shape: Shape | None = None) -> Diagnosis:
-    """Check a draft graph without stopping at the first error; against the session's dataset and head when
-    ``spec`` is given (the draft replaces its model), otherwise against ``input_shape`` or the declared one."""
-    shapes: dict[str, Shape] = {}
-    counts: dict[str, int] = {}
-    errors: dict[str, str] = {}
-    try:
-        g = to_networkx(model)
-    except GraphError as exc:
-        return Diagnosis(shapes, counts, errors, exc.why)
-    params: dict[str, Params] = {}
-    for i, node in enumerate(model.nodes):
-        try:
-            params[node.id] = node_params(model, i)
-        except SpecError as exc:
-            errors[node.id] = _local(exc)
-    if spec is not None:
-        from .datasets import input_shape as dataset_shape
-
-        input_shape = dataset_shape(spec.dataset)
-    if nx.is_directed_acyclic_graph(g):
-        for n in nx.topological_sort(g):
-            if n not in params:
-                continue
-            op, preds = OPS[g.nodes[n]["op"]], list(g.predecessors(n))
-            wrong = _arity(op, len(preds))
-            if wrong:
-                errors[n] = wrong
-                continue
-            if any(p not in shapes for p in preds):
-                continue
-            in_shapes = [shapes[p] for p in preds]
-            if op.name == "input":
-                declared = params[n].shape  # type: ignore[attr-defined]
-                # A declared shape wins here so a template shows its own shapes; a clash with the dataset is
-                # the input block's error, from the full check below.
-                shape = declared if declared is not None else input_shape
-                if shape is None:
-                    errors[n] = "declare the input's shape (no dataset gives it one)"
-                    continue
-                shapes[n] = tuple(shape)
-                counts[n] = 0
-                continue
-            try:
-                shapes[n] = op.shape(params[n], in_shapes)
-            except ShapeError as exc:
-                errors[n] = str(exc)
-                continue
-            counts[n] = op.count(params[n], in_shapes)
-    try:
-        if spec is not None:
-            check_spec(spec.model_copy(update={"model": model}))
-        else:
-            analyse(model, input_shape)
-    except SpecError as exc:
-        m = re.match(r"model\.nodes\[(\d+)\]", exc.what)
-        if m and int(m.group(1)) < len(model.nodes):
-            node_id = model.nodes[int(m.group(1))].id
-            errors.setdefault(node_id, _local(exc).removeprefix(f"{node_id} "))
-        return Diagnosis(shapes, counts, errors, exc.why if m or exc.what.startswith("model") else str(exc))
-    return Diagnosis(shapes, counts, errors, None)
-
-
-def _local(exc: SpecError) -> str:
-    """A node's error without the path up to the node: ``units: must be ≥ 1``."""
-    field = re.sub(r"^model\.nodes\[\d+\]\.?(params\.)?", "", exc.what)
-    return f"{field}: {exc.why}" if field else exc.why
-
-
 class GraphModule(nn.Module):
     """Runs the graph in topological order; ``forward_all`` exposes every node's output."""
 
@@ -317,9 +180,8 @@ class GraphModule(nn.Module):
         skip = {info.input_id, info.output_id}
         self._chain = [self.layers[n] for n in info.order if n not in skip] if info.is_chain() else None
         # Only dropout, batch norm and sampling behave differently in eval mode; others skip the mode switch.
-        self._modal = any(isinstance(m, (Dropout, nn.modules.batchnorm._BatchNorm, Reparameterize))
-                          for m in self.modules())
-        self._aux = [m for m in self.layers.values() if hasattr(m, "aux")]  # modules adding a loss term (VAE KL)
+        self._modal = any(OPS[info.nodes[n].op].modal for n in info.order)
+        self.aux_layers = [self.layers[n] for n in info.order if OPS[info.nodes[n].op].aux_loss]  # a VAE's KL
         self._extra = [n for n in info.order if n != info.input_id and not info.nodes[n].inputs]
 
     @contextmanager
@@ -361,8 +223,8 @@ class GraphModule(nn.Module):
         """Every attention layer's softmax weights for input x, keyed by node id: (B, heads, T, S) for
         attention and transformer blocks, (B, heads, N, N) for GAT. Computed in eval mode through the explicit
         softmax path (the fused kernel never forms the matrix); the layers go back to the fast path after."""
-        holders = {n: (m.attention if hasattr(m, "attention") else m) for n, m in self.layers.items()
-                   if hasattr(m, "keep_weights") or hasattr(m, "attention")}
+        holders = {n: getattr(self.layers[n], "attention", self.layers[n]) for n in self.info.order
+                   if OPS[self.info.nodes[n].op].attention}
         for m in holders.values():
             m.keep_weights, m.weights = True, None
         try:
@@ -375,7 +237,7 @@ class GraphModule(nn.Module):
 
     def aux_loss(self) -> torch.Tensor | None:
         """The loss terms layers added in the last forward pass (a VAE's β·KL), or None."""
-        terms = [m.aux for m in self._aux if m.aux is not None]
+        terms = [m.aux for m in self.aux_layers if m.aux is not None]
         return sum(terms[1:], terms[0]) if terms else None
 
     def penalized_parameters(self) -> list[torch.Tensor]:

@@ -1,24 +1,47 @@
-"""The task head: label encoding, loss, output values and accuracy for each (output, loss) pair."""
+"""The task head: what the last layer must give (units, output activation) and how its output is scored
+(label encoding, loss, output values, accuracy). Which heads suit which task is ``check.HEADS``."""
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .graph import output_activation
-from .spec import SessionSpec
+if TYPE_CHECKING:
+    from .spec import SessionSpec
 
 
+def output_activation(spec: SessionSpec) -> str:
+    """The activation of the spec's output node (tanh when it names none)."""
+    node = next(n for n in spec.model.nodes if n.op == "output")
+    return str(node.params.get("activation", "tanh"))
+
+
+@dataclass(frozen=True)
 class Head:
     """Turns the output node's pre-activation ``z`` (B, C) into losses, predictions and accuracy."""
 
-    def __init__(self, spec: SessionSpec) -> None:
-        self.task = spec.dataset.task
-        self.activation = output_activation(spec)
-        self.loss_name = spec.loss
-        self.n_classes = spec.dataset.n_classes
-        # ±1 targets for squared error on tanh/linear (TensorFlow Playground's convention), 0/1 otherwise.
-        self.pm1 = self.task == "classification" and self.loss_name == "mse" and self.activation in ("tanh", "linear")
+    activation: str = "tanh"
+    n_classes: int = 2  # 0 for regression
+    task: str = "classification"
+    loss_name: str = "mse"
+
+    @classmethod
+    def of(cls, spec: SessionSpec) -> Head:
+        """The head a session's spec asks for."""
+        return cls(output_activation(spec), spec.dataset.n_classes, spec.dataset.task, spec.loss)
+
+    @property
+    def units(self) -> int:
+        """Output units: K for softmax, 1 otherwise."""
+        return self.n_classes if self.activation == "softmax" else 1
+
+    @property
+    def pm1(self) -> bool:
+        """±1 targets for squared error on tanh/linear (TensorFlow Playground's convention), 0/1 otherwise."""
+        return self.task == "classification" and self.loss_name == "mse" and self.activation in ("tanh", "linear")
 
     def targets(self, y: np.ndarray, device: torch.device) -> torch.Tensor:
         """Encode dataset labels as the loss expects them."""

@@ -24,9 +24,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .check import parse_spec
 from .errors import SessionFileError, SpecError
-from .spec import SessionSpec, parse_spec, spec_to_dict
-from .trainer import HISTORY_KEYS, Checkpoint
+from .spec import SessionSpec, spec_to_dict
+from .train.checkpoint import Checkpoint
+from .train.history import HISTORY_KEYS
 
 SESSION_FORMAT = 1
 MANIFEST = "manifest.json"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .graph import HEADS
-from .spec import ModelSpec, SessionSpec, Toy2D
+from .check import HEADS
+from .spec import DatasetSpec, ModelSpec, SessionSpec
 from .templates import COLUMN_GAP
 
 MAX_LAYERS = 8  # hidden layers the +/− buttons allow (the graph editor allows more)
@@ -109,7 +109,7 @@ def with_stack(spec: SessionSpec, stack: Stack) -> SessionSpec:
     return spec.model_copy(update={"model": ModelSpec.model_validate(model)})
 
 
-def fit_head(spec: SessionSpec, dataset: Toy2D) -> SessionSpec:
+def fit_head(spec: SessionSpec, dataset: DatasetSpec) -> SessionSpec:
     """The spec moved to a new dataset, with the head (output activation, units, loss) changed only if the
     old one does not suit the new task: softmax + cross-entropy for K classes, tanh + MSE otherwise."""
     spec = spec.model_copy(update={"dataset": dataset})

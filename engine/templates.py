@@ -12,6 +12,7 @@ from typing import Any
 
 import networkx as nx
 
+from .head import Head
 from .spec import ModelSpec
 
 COLUMN_GAP = 250.0  # editor units between generations: a block is ~156 wide, the rest shows the wire's shape
@@ -20,14 +21,6 @@ ROW_GAP = 110.0
 IMAGE = [1, 28, 28]
 TOKENS, VOCAB = 16, 32
 NODES, NODE_FEATURES = 8, 4
-
-
-@dataclass(frozen=True)
-class Head:
-    """What the session's task wants from the last layer: units and the output activation."""
-
-    units: int = 1
-    activation: str = "tanh"
 
 
 class _Builder:

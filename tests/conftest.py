@@ -35,7 +35,7 @@ def circle_dict() -> dict[str, Any]:
 
 def build_op(op: str, params: dict[str, Any], shapes: list[tuple[int, ...]], ctx: Any = None) -> tuple[Any, Any, Any]:
     """Build one registered op: (torch module, validated params, the registry entry)."""
-    from engine.layers import OPS, BuildContext
+    from engine.ops import OPS, BuildContext
 
     spec = OPS[op]
     p = spec.params.model_validate(params)
@@ -71,7 +71,7 @@ def train_one_step(model: Any, input_shape: tuple[int, ...] | None = None) -> fl
     import torch.nn.functional as F
 
     from engine.graph import GraphModule, analyse
-    from engine.layers import BuildContext
+    from engine.ops import BuildContext
 
     info = analyse(model, input_shape)
     torch.manual_seed(0)

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.layers import OPS, fmt_shape
+from engine.ops import OPS, fmt_shape
 
 from .document import EditorDocument
 

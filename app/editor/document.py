@@ -13,9 +13,10 @@ from pydantic import ValidationError
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from engine.check import Diagnosis, diagnose
 from engine.errors import format_pydantic
-from engine.graph import Diagnosis, diagnose
-from engine.layers import OPS
+from engine.head import output_activation
+from engine.ops import OPS
 from engine.spec import ModelSpec, SessionSpec
 from engine.templates import auto_layout
 
@@ -130,8 +131,6 @@ class EditorDocument(QObject):
         return node_id
 
     def _head_activation(self) -> str:
-        from engine.graph import output_activation
-
         return output_activation(self.spec) if self.spec is not None else "softmax"
 
     def move(self, positions: dict[str, tuple[float, float]]) -> None:

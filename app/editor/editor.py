@@ -24,9 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from engine import EngineError
-from engine.graph import head_units, output_activation, same_architecture
+from engine.graph import same_architecture
+from engine.head import Head
 from engine.spec import ModelSpec, Node
-from engine.templates import TEMPLATES, Head
+from engine.templates import TEMPLATES
 
 from ..controller import Controller
 from .canvas import EditorScene, EditorView
@@ -254,7 +255,7 @@ class NetworkEditor(QWidget):
     def insert_template(self, name: str) -> None:
         spec = self.controller.spec
         t = TEMPLATES[name]
-        self.doc.replace(t.model(Head(head_units(spec), output_activation(spec))), f"template {t.title}")
+        self.doc.replace(t.model(Head.of(spec)), f"template {t.title}")
         self.view.fit()
 
     @Slot(str)

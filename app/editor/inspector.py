@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import format_pydantic
-from engine.layers import OPS, Params, fmt_shape
+from engine.ops import OPS, Params, fmt_shape
 
 from ..panels.forms import bounds, spin_for
 from .document import EditorDocument

@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from engine.layers import OPS
+from engine.ops import OPS
 
 from .canvas import MIME_OP
 

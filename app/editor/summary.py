@@ -5,7 +5,7 @@ import networkx as nx
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from engine.layers import fmt_shape
+from engine.ops import fmt_shape
 
 from .document import EditorDocument
 

@@ -24,8 +24,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.datasets import DOMAIN, make_dataset
-from engine.spec import FEATURE_LABELS, REGRESSION_DATASETS, SessionSpec, Toy2D, Toy2DName
+from engine.datasets import make_dataset
+from engine.datasets.toy2d import DOMAIN, FEATURE_LABELS, REGRESSION_DATASETS, Toy2D, Toy2DName
+from engine.spec import SessionSpec
 from engine.stack import fit_head
 
 from ..colors import NEUTRAL, label_colors

@@ -42,6 +42,34 @@ def bounds(meta: list[Any]) -> tuple[float | None, float | None, bool]:
     return lo, hi, open_lo
 
 
+class SciSpinBox(QDoubleSpinBox):
+    """A spin box for values that span decades (ε down to 1e-12, learning rates): shows them as 1e-08 or
+    0.003, keeps 15 decimals so a value read from the spec is written back unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setDecimals(15)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text.replace(",", "."))
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> object:
+        from PySide6.QtGui import QValidator
+
+        try:
+            float(text.replace(",", "."))
+        except ValueError:
+            ok = text.strip() in ("", "-", "+", ".") or text.lower().rstrip("+-").endswith("e")
+            return QValidator.State.Intermediate if ok else QValidator.State.Invalid, text, pos
+        return QValidator.State.Acceptable, text, pos
+
+
 def spin_for(model: type[BaseModel], name: str, value: float) -> QAbstractSpinBox:
     """A spin box bounded by the field's constraints, showing `value`."""
     field = model.model_fields[name]
@@ -51,9 +79,11 @@ def spin_for(model: type[BaseModel], name: str, value: float) -> QAbstractSpinBo
         box.setRange(int(lo if lo is not None else 0) + (1 if open_lo else 0), int(min(hi or 10**6, 2**31 - 1)))
         box.setValue(int(value))
     else:
-        box = QDoubleSpinBox()
-        box.setDecimals(6 if name in ("lr", "eps", "min_delta") else 4)
-        small = 10 ** -box.decimals()
+        wide = name in ("lr", "eps", "min_delta") or (lo is not None and 0 < lo < 1e-4)
+        box = SciSpinBox() if wide else QDoubleSpinBox()
+        if not wide:
+            box.setDecimals(4)
+        small = 1e-12 if wide else 10 ** -box.decimals()
         box.setRange((lo or 0.0) + (small if open_lo else 0.0), hi if hi is not None else 1e6)
         box.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         box.setValue(float(value))

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.spec import EarlyStopping, OptimizerSpec, Regularization, ScheduleSpec, SessionSpec
+from engine.schedules import ScheduleSpec
+from engine.spec import EarlyStopping, OptimizerSpec, Regularization, SessionSpec
 from engine.stack import with_loss
 
 from .forms import blocked, fill_form, read_form, spin_for

@@ -72,21 +72,24 @@ class HealthView(QWidget):
     @Slot()
     def _on_frame(self) -> None:
         snap = self.controller.snapshot
-        if snap is None or snap.probe is None or (not self.isVisible() and self._drawn_once):
+        if snap is None or "grad_norms" not in snap.probes or (not self.isVisible() and self._drawn_once):
             return
-        if (snap.run_id, snap.probe.step) == self._key and self._drawn_once:
+        step = snap.probes["grad_norms"].step
+        if (snap.run_id, step) == self._key and self._drawn_once:
             return
         if snap.run_id != self._key[0]:
             self._bounds = dict.fromkeys(self._bounds)
-        self._key = (snap.run_id, snap.probe.step)
+        self._key = (snap.run_id, step)
         self._drawn_once = True
         h = self.controller.history
         info = self.controller.trainer.info
         grad_nodes = [n for n in info.order if info.nodes[n].n_params > 0]
-        dead_nodes = list(snap.probe.dead_fraction)
+        dead_nodes = list(snap.probes["dead_units"].arrays) if "dead_units" in snap.probes else []
+        weight_arrays = snap.probes["weights"].arrays if "weights" in snap.probes else {}
         self._sync(self.grad_plot, self.grad_curves, grad_nodes)
         self._sync(self.dead_plot, self.dead_curves, dead_nodes)
-        self._sync(self.hist_plot, self.hist_curves, list(snap.probe.weights), stepMode="center")
+        self._sync(self.hist_plot, self.hist_curves, [k for k in weight_arrays if not k.endswith(".bias")],
+                   stepMode="center")
         x = h.probe_x()
         for node, item in self.grad_curves.items():
             item.setData(x, h.series(h.grad_norms, node))
@@ -98,7 +101,7 @@ class HealthView(QWidget):
         grads = [h.series(h.grad_norms, n) for n in self.grad_curves]
         self.grad_range.set(x=(0.0, b["x"]), y=log_range(finite_min(*grads), finite_max(*grads)))
         self.dead_range.set(x=(0.0, b["x"]), y=(0.0, 100.0))
-        weights = {n: snap.probe.weights[n].ravel() for n in self.hist_curves}
+        weights = {n: weight_arrays[n].ravel() for n in self.hist_curves}
         b["w"] = grow(b["w"], max((float(np.nanmax(np.abs(w))) for w in weights.values() if w.size), default=1.0))
         top = 1.0
         for node, item in self.hist_curves.items():

@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.datasets import features, grid_points
-from engine.graph import output_activation
-from engine.layers import ACTIVATIONS
-from engine.spec import FEATURE_LABELS
+from engine.datasets.toy2d import DOMAIN, FEATURE_LABELS, features
+from engine.head import output_activation
+from engine.ops.activations import ACTIVATIONS
+from engine.probes.boundary import grid_points
 from engine.stack import MAX_LAYERS, Layer, Stack, from_model
 
 from ..colors import diverging_rgb, output_rgb
@@ -193,7 +193,7 @@ class NetworkView(QWidget):
     # --- building from the spec --------------------------------------------------------------------
 
     def _make_feature_images(self) -> list[QImage]:
-        pts = grid_points(FEATURE_GRID)
+        pts = grid_points(FEATURE_GRID, DOMAIN)
         vals = features(pts, ALL_FEATURES).T.reshape(-1, FEATURE_GRID, FEATURE_GRID)  # (7, g, g)
         scale = np.abs(vals).max(axis=(1, 2), keepdims=True)
         return to_qimages(diverging_rgb(vals / np.maximum(scale, 1e-9)))
@@ -240,28 +240,28 @@ class NetworkView(QWidget):
     @Slot()
     def _on_frame(self) -> None:
         snap = self.controller.snapshot
-        if snap is None or snap.probe is None:
+        if snap is None or any(n not in snap.probes for n in ("neurons", "boundary", "weights")):
             return
-        key = (snap.run_id, snap.probe.step)
+        key = (snap.run_id, snap.probes["boundary"].step)
         if key == self._probe_key or (not self.isVisible() and self.canvas.columns):
             return
         self._probe_key = key
-        probe = snap.probe
+        neurons, weights = snap.probes["neurons"].arrays, snap.probes["weights"].arrays
         cols = [Column("input", len(ALL_FEATURES), self._feature_images, [], [FEATURE_LABELS[f] for f in ALL_FEATURES])]
         for dense in self.dense_ids[:-1]:
-            acts = probe.neurons.get(dense)
+            acts = neurons.get(dense)
             if acts is None:
                 continue
             shown = acts[:MAX_SHOWN]
             # Bounded activations keep their natural ±1 scale; unbounded ones (ReLU, …) scale per neuron.
             scale = np.maximum(np.nan_to_num(np.abs(shown)).max(axis=(1, 2), keepdims=True), 1.0)
             cols.append(Column(dense, acts.shape[0], to_qimages(diverging_rgb(shown / scale)), [], []))
-        out = output_rgb(probe.output, output_activation(self.controller.spec))
+        out = output_rgb(snap.probes["boundary"].arrays["output"], output_activation(self.controller.spec))
         cols.append(Column("output", 1, to_qimages(out[None]), [], []))
         links: list[tuple[int, int, int, float]] = []
         index_of = {f: i for i, f in enumerate(ALL_FEATURES)}
         for c in range(len(cols) - 1):
-            w = probe.weights.get(self.dense_ids[c])
+            w = weights.get(self.dense_ids[c])
             if w is None:
                 continue
             if c == 0:
@@ -288,9 +288,11 @@ class NetworkView(QWidget):
         if col.node == "output":
             return "output: the network's prediction over the plane"
         text = f"{col.node}, neuron {k + 1} of {col.units}"
-        if snap is not None and snap.probe is not None and col.node in snap.probe.biases:
-            text += f"\nbias {snap.probe.biases[col.node][k]:+.4f}"
-            acts = snap.probe.neurons[col.node][k]
+        probes = snap.probes if snap is not None else {}
+        bias = probes["weights"].arrays.get(f"{col.node}.bias") if "weights" in probes else None
+        if bias is not None and "neurons" in probes:
+            text += f"\nbias {bias[k]:+.4f}"
+            acts = probes["neurons"].arrays[col.node][k]
             text += f"\noutput over the plane: {float(acts.min()):+.3f} … {float(acts.max()):+.3f}"
         return text
 
@@ -301,7 +303,7 @@ class NetworkView(QWidget):
         if dst.node != "output":
             return f"weight {a} → {dst.node}[{v + 1}]: {w:+.4f}"
         snap = self.controller.snapshot
-        weights = snap.probe.weights.get(self.dense_ids[c]) if snap and snap.probe else None
+        weights = snap.probes["weights"].arrays.get(self.dense_ids[c]) if snap and "weights" in snap.probes else None
         if weights is None or weights.shape[0] == 1:
             return f"weight {a} → output: {w:+.4f}"
         k = self.enabled_features.index(ALL_FEATURES[u]) if c == 0 else u

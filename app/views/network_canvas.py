@@ -10,7 +10,7 @@ from PySide6.QtCore import QLineF, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QToolTip, QWidget
 
-from engine.spec import FEATURE_LABELS
+from engine.datasets.toy2d import FEATURE_LABELS
 
 from ..colors import NEGATIVE, POSITIVE
 

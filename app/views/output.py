@@ -8,7 +8,7 @@ from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from engine.datasets import Dataset
-from engine.graph import output_activation
+from engine.head import output_activation
 
 from ..colors import label_colors, output_rgb
 from ..controller import Controller
@@ -79,17 +79,17 @@ class OutputView(QWidget):
     @Slot()
     def _on_frame(self) -> None:
         snap = self.controller.snapshot
-        if snap is None or snap.probe is None or not self.isVisible() and self.rgb is not None:
+        if snap is None or "boundary" not in snap.probes or not self.isVisible() and self.rgb is not None:
             return
-        probe = snap.probe
+        probe = snap.probes["boundary"]
         if probe.step == self._probe_step and self.rgb is not None:
             return
         self._on_spec()
         self._probe_step = probe.step
         act = output_activation(self.controller.spec)
-        self.rgb = np.ascontiguousarray(output_rgb(probe.output, act, self.discretize.isChecked()))
+        self.rgb = np.ascontiguousarray(output_rgb(probe.arrays["output"], act, self.discretize.isChecked()))
         self.image.setImage(self.rgb, autoLevels=False, levels=(0, 255))
-        lo, hi = probe.extent
+        lo, hi = (float(v) for v in probe.arrays["extent"])
         self.image.setRect(QRectF(lo, lo, hi - lo, hi - lo))
         self.plot.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0)
 

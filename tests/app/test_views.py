@@ -38,7 +38,7 @@ def test_network_view_draws_neurons_and_links_that_change(open_window, qtbot):
     after = pixels(canvas)
     h, wd = min(before.shape[0], after.shape[0]), min(before.shape[1], after.shape[1])  # docks may settle
     assert (before[:h, :wd] != after[:h, :wd]).any(axis=1).mean() > 0.05
-    weights = w.controller.snapshot.probe.weights["dense_2"]
+    weights = w.controller.snapshot.probes["weights"].arrays["dense_2"]
     _c, u, v, wt = next(link for link in canvas.links if link[0] == 1)
     assert wt == float(weights[v, u])
 
@@ -96,13 +96,13 @@ def test_health_view_plots_gradients_dead_units_and_histograms(open_window, qtbo
     assert w.apply_spec(with_stack(spec, relu))
     train_epochs(qtbot, w, 3)
     qtbot.waitUntil(lambda: w.health.grad_curves["dense_1"].yData is not None)
-    probe = w.controller.snapshot.probe
+    weights = w.controller.snapshot.probes["weights"].arrays
     assert set(w.health.dead_curves) == {"dense_1", "dense_2"}
     assert not w.health.dead_note.isVisible()
     grads = w.health.grad_curves["dense_1"].yData
     assert np.isfinite(grads).any() and (grads[np.isfinite(grads)] > -10).all()  # log10 of real norms
     counts = w.health.hist_curves["dense_1"].yData
-    assert counts.sum() == probe.weights["dense_1"].size
+    assert counts.sum() == weights["dense_1"].size
 
 
 def test_network_buttons_edit_the_stack_and_reset(open_window):

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from engine.presets import load_preset, mlp
 from engine.spec import SessionSpec
-from engine.trainer import Trainer
+from engine.train.trainer import Trainer
 
 
 def cases() -> dict[str, SessionSpec]:

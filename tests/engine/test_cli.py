@@ -51,7 +51,7 @@ def test_presets_lists_names():
 
 
 def test_ops_lists_every_op_with_its_parameters():
-    from engine.layers import OPS
+    from engine.ops import OPS
 
     lines = run("ops", check_rc=0).stdout.splitlines()
     assert sorted(line.split()[1] for line in lines) == sorted(OPS)
@@ -163,7 +163,7 @@ def test_cannot_reseed_a_trained_session(tmp_path, capsys):
 
 
 def test_engine_import_pulls_in_no_qt():
-    code = ("import sys, engine, engine.cli, engine.session, engine.trainer; "
+    code = ("import sys, engine, engine.cli, engine.session, engine.train.trainer; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('PySide6', 'PyQt5', 'PyQt6', 'shiboken6', 'pyqtgraph')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.datasets import DOMAIN, features, grid_points, make_dataset
-from engine.spec import Toy2D
+from engine.datasets import make_dataset
+from engine.datasets.toy2d import DOMAIN, Toy2D, features
+from engine.probes.boundary import grid_points
 
 NAMES = ["circle", "xor", "gauss", "spiral", "moons", "spiral3", "plane", "multigauss"]
 
@@ -75,7 +76,7 @@ def test_features_and_grid():
     pts = np.array([[1.0, 2.0], [-0.5, 3.0]], dtype=np.float32)
     f = features(pts, ("x1", "x2", "x1_sq", "x2_sq", "x1_x2", "sin_x1", "sin_x2"))
     np.testing.assert_allclose(f[0], [1, 2, 1, 4, 2, np.sin(1), np.sin(2)], rtol=1e-6)
-    g = grid_points(5)
+    g = grid_points(5, DOMAIN)
     assert g.shape == (25, 2) and g[0].tolist() == [-DOMAIN, -DOMAIN] and g[1, 0] > g[0, 0] and g[5, 1] > g[0, 1]
 
 

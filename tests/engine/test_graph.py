@@ -3,10 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from engine.check import check_spec, parse_spec
 from engine.errors import GraphError, SpecError
-from engine.graph import MAX_PARAMS, GraphModule, analyse, check_spec
-from engine.layers import OPS, BuildContext, ShapeError
-from engine.spec import ModelSpec, parse_spec
+from engine.graph import MAX_PARAMS, GraphModule, analyse
+from engine.ops import OPS, BuildContext, ShapeError
+from engine.spec import ModelSpec
 from tests.conftest import spec_dict
 
 

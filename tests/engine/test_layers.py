@@ -6,18 +6,52 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.layers import ACTIVATIONS, OPS, BuildContext, Dense, ShapeError, init_weights
+from engine.ops import OPS, BuildContext, ShapeError
+from engine.ops.activations import ACTIVATIONS
+from engine.ops.core import Dense, init_weights
 from tests.conftest import build_op as build
 
 REFERENCE = {
     "relu": torch.relu, "leaky_relu": lambda x: F.leaky_relu(x, 0.01), "sigmoid": torch.sigmoid,
     "tanh": torch.tanh, "silu": F.silu, "softplus": F.softplus, "gelu": F.gelu, "linear": lambda x: x,
     "prelu": lambda x: torch.where(x >= 0, x, 0.25 * x),
+    "elu": lambda x: torch.where(x > 0, x, torch.exp(x) - 1),
+    "selu": lambda x: 1.0507009873554805 * torch.where(x > 0, x, 1.6732632423543772 * (torch.exp(x) - 1)),
 }
+PIECEWISE = {"maxout"}  # not element-wise: tested on their own below
 
 
 def test_every_activation_has_a_reference():
-    assert set(ACTIVATIONS) == set(REFERENCE)
+    assert set(ACTIVATIONS) == set(REFERENCE) | PIECEWISE
+
+
+def test_dense_maxout_keeps_the_largest_of_k_pieces_per_unit():
+    torch.manual_seed(2)
+    layer, p, spec = build("dense", {"units": 5, "activation": "maxout", "pieces": 3}, [(4,)])
+    x = torch.randn(7, 4)
+    pieces = [[x @ layer.weight[u * 3 + j] + layer.bias[u * 3 + j] for j in range(3)] for u in range(5)]
+    expected = torch.stack([torch.stack(ps, dim=1).max(dim=1).values for ps in pieces], dim=1)  # (7, 5)
+    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-6)
+    assert layer.weight.shape == (15, 4)
+    assert spec.shape(p, [(4,)]) == (5,)
+    assert spec.count(p, [(4,)]) == sum(t.numel() for t in layer.parameters()) == 15 * 4 + 15
+
+
+def test_maxout_activation_op_groups_features_and_checks_the_width():
+    module, p, spec = build("activation", {"fn": "maxout", "pieces": 2}, [(6,)])
+    x = torch.tensor([[1.0, -2.0, 0.5, 3.0, -1.0, -4.0]])
+    torch.testing.assert_close(module(x), torch.tensor([[1.0, 3.0, -1.0]]))
+    assert spec.shape(p, [(6,)]) == (3,)
+    with pytest.raises(ShapeError, match="multiple of 2"):
+        spec.shape(p, [(5,)])
+
+
+def test_maxout_is_offered_only_where_a_layer_can_make_pieces():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        OPS["conv2d"].params.model_validate({"activation": "maxout"})
+    assert OPS["dense"].params.model_validate({"activation": "elu"}).activation == "elu"
 
 
 @pytest.mark.parametrize("act", sorted(REFERENCE))

@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.graph import GraphModule, analyse, diagnose
-from engine.layers import BuildContext, ShapeError
+from engine.check import diagnose
+from engine.graph import GraphModule, analyse
+from engine.ops import BuildContext, ShapeError
 from engine.spec import ModelSpec
-from engine.trainer import Trainer
+from engine.train.trainer import Trainer
 from tests.conftest import build_op as build
 from tests.conftest import n_params, spec_dict
 
@@ -113,7 +114,7 @@ def test_reparam_samples_with_the_given_generator_and_reports_kl():
 
 
 def vae_spec(beta):
-    from engine.spec import parse_spec
+    from engine.check import parse_spec
 
     nodes = [{"id": "input", "op": "input"}, {"id": "mu", "op": "dense", "params": {"units": 2}},
              {"id": "lv", "op": "dense", "params": {"units": 2}},

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from engine.layers import OPS, BuildContext, ShapeError
-from engine.layers_image import conv_size, transpose_size
+from engine.ops import OPS, BuildContext, ShapeError
+from engine.ops.image import conv_size, transpose_size
 from tests.conftest import build_op as build
 from tests.conftest import n_params
 

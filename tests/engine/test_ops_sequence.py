@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from engine.layers import OPS, BuildContext, ShapeError
+from engine.ops import OPS, BuildContext, ShapeError
 from tests.conftest import build_op as build
 from tests.conftest import n_params
 
@@ -146,9 +146,10 @@ def test_sequence_ops_refuse_flat_input():
 
 def test_a_graph_reports_every_attention_map_and_returns_to_the_fast_path():
     from engine.graph import GraphModule, analyse
-    from engine.templates import TEMPLATES, Head
+    from engine.head import Head
+    from engine.templates import TEMPLATES
 
-    info = analyse(TEMPLATES["transformer"].model(Head(2, "softmax")))
+    info = analyse(TEMPLATES["transformer"].model(Head("softmax", 2)))
     net = GraphModule(info, BuildContext())
     ids = torch.randint(0, 32, (3, 16)).float()
     maps = net.attention_maps(ids)
@@ -157,6 +158,6 @@ def test_a_graph_reports_every_attention_map_and_returns_to_the_fast_path():
         assert w.shape == (3, 4, 16, 16)
         torch.testing.assert_close(w.sum(-1), torch.ones(3, 4, 16))
     assert not net.layers["block_1"].attention.keep_weights and net.layers["block_1"].attention.weights is None
-    gcn = analyse(TEMPLATES["gcn"].model(Head(2, "softmax")))
+    gcn = analyse(TEMPLATES["gcn"].model(Head("softmax", 2)))
     assert GraphModule(gcn, BuildContext()).attention_maps(torch.rand(2, 8, 4),
                                                            {"adjacency": torch.zeros(2, 8, 8)}) == {}

@@ -12,7 +12,7 @@ from safetensors.torch import load as st_load
 from engine.errors import EngineError, SessionFileError
 from engine.presets import load_preset
 from engine.session import load_session, save_session
-from engine.trainer import Trainer
+from engine.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

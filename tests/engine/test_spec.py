@@ -4,9 +4,10 @@ import json
 
 import pytest
 
+from engine.check import load_spec_json, parse_spec
 from engine.errors import SpecError
 from engine.presets import load_preset, preset_names
-from engine.spec import FORMAT_VERSION, MIGRATIONS, load_spec_json, parse_spec
+from engine.spec import FORMAT_VERSION, MIGRATIONS
 from tests.conftest import spec_dict
 
 

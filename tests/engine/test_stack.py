@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.graph import check_spec
-from engine.spec import ModelSpec, Toy2D, parse_spec
+from engine.check import check_spec, parse_spec
+from engine.datasets.toy2d import Toy2D
+from engine.spec import ModelSpec
 from engine.stack import Layer, Stack, fit_head, from_model, to_model, with_loss, with_stack
 from tests.conftest import spec_dict
 

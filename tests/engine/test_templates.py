@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from engine.spec import parse_spec
-from engine.templates import TEMPLATES, Head, auto_layout
-from engine.trainer import Trainer
+from engine.check import parse_spec
+from engine.head import Head
+from engine.templates import TEMPLATES, auto_layout
+from engine.train.trainer import Trainer
 from tests.conftest import spec_dict, train_one_step
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_template_builds_and_trains_one_step(name):
     template = TEMPLATES[name]
-    model = template.model(Head(units=2, activation="softmax"))
+    model = template.model(Head("softmax", 2))
     train_one_step(model, (2,) if template.data == "session" else None)
     # Positions from the auto-layout: one column per generation, no two blocks on one spot.
     spots = [n.position for n in model.nodes]
@@ -21,7 +22,7 @@ def test_template_builds_and_trains_one_step(name):
 
 @pytest.mark.parametrize("name", ["mlp", "residual_mlp"])
 def test_session_templates_fit_the_session_and_train(name):
-    spec = parse_spec(spec_dict(model=TEMPLATES[name].model(Head(1, "tanh")).model_dump(mode="json")))
+    spec = parse_spec(spec_dict(model=TEMPLATES[name].model(Head("tanh")).model_dump(mode="json")))
     trainer = Trainer(spec, probes=False)
     list(trainer.run(epochs=20))
     assert trainer.history["epoch_train_loss"][-1] < trainer.history["epoch_train_loss"][0]

@@ -6,20 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from engine.optim import lr_factor
+from engine.check import parse_spec
+from engine.optimizers import SGD, Adam
 from engine.presets import load_preset, mlp
-from engine.regularizers import penalty
+from engine.schedules import Cosine, Exponential, StepDecay, WarmupCosine, lr_factor
 from engine.session import load_session, save_session
-from engine.spec import (
-    SGD,
-    Adam,
-    Cosine,
-    Exponential,
-    StepDecay,
-    WarmupCosine,
-    parse_spec,
-)
-from engine.trainer import Configure, Trainer
+from engine.train.regularizers import penalty
+from engine.train.snapshot import Configure
+from engine.train.trainer import Trainer
 from tests.conftest import spec_dict
 
 
@@ -262,36 +256,10 @@ def test_snapshots_are_owned_deltas_that_cover_every_step():
     assert merged.step_loss.tolist() == tr.history["step_loss"] and merged.step_start == 0
     assert merged.epochs["epoch_test_loss"].tolist() == tr.history["epoch_test_loss"]
     # owned copies: training on does not change what a snapshot holds
-    held = snaps[-1].probe.output.copy()
+    held = snaps[-1].probes["boundary"].arrays["output"].copy()
     train(tr, epochs=5)
-    assert np.array_equal(snaps[-1].probe.output, held)
-    assert not np.array_equal(tr.probe.output, held)
-
-
-def test_probes_describe_the_network():
-    tr = Trainer(parse_spec(spec_dict("tfp-circle", model=mlp([6, 3], "relu", "tanh", init="kaiming"))), probes=True)
-    first = tr.probe_now()
-    train(tr, epochs=30)
-    p = tr.probe
-    assert p.step == tr.step
-    assert p.output.shape == (1, 100, 100) and p.output.dtype == np.float32
-    assert -1 <= p.output.min() and p.output.max() <= 1
-    assert np.abs(p.output - first.output).max() > 0.1  # the boundary moved
-    assert set(p.neurons) == {"input", "dense_1", "dense_2", "dense_3"} and p.neurons["dense_1"].shape == (6, 24, 24)
-    assert p.weights["dense_1"].shape == (6, 2) and p.biases["dense_2"].shape == (3,)
-    assert set(p.dead_fraction) == {"dense_1", "dense_2"} and all(0 <= v <= 1 for v in p.dead_fraction.values())
-    assert set(p.grad_norms) == {"dense_1", "dense_2", "dense_3"} and all(v >= 0 for v in p.grad_norms.values())
-    # the output heatmap agrees with the model at a grid corner: row 0, column 0 is (−6, −6)
-    with torch.no_grad():
-        z = tr.model(torch.tensor([[-6.0, -6.0]]))
-    assert p.output[0, 0, 0] == pytest.approx(torch.tanh(z).item(), abs=1e-6)
-
-
-def test_softmax_probe_has_a_channel_per_class():
-    tr = Trainer(load_preset("spiral3"), probes=True)
-    train(tr, steps=5)
-    assert tr.probe.output.shape == (3, 100, 100)
-    np.testing.assert_allclose(tr.probe.output.sum(axis=0), 1.0, atol=1e-5)
+    assert np.array_equal(snaps[-1].probes["boundary"].arrays["output"], held)
+    assert not np.array_equal(tr.probes["boundary"].arrays["output"], held)
 
 
 def test_cuda_request_without_cuda_is_a_clear_error():

@@ -1,130 +1,39 @@
-"""The layer registry: each op is one small entry (param schema, shape rule, torch factory).
-
-Shapes here never include the batch dimension: a dense layer's output is ``(units,)``.
-Adding an op is one ``register(...)`` call and one test against torch.
-"""
+"""Core ops: input and output, dense, activation, dropout, normalisation, merges and reshaping."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
-Shape = tuple[int, ...]
+from .activations import ACTIVATIONS, Activated, Activation, ActivationName
+from .registry import (
+    MAX_UNITS,
+    BuildContext,
+    Dim,
+    Family,
+    Identity,
+    NoParams,
+    Op,
+    Params,
+    Shape,
+    ShapeError,
+    features,
+    fmt_all,
+    fmt_shape,
+    one,
+    register,
+    register_family,
+    total_size,
+)
 
-MAX_UNITS = 65_536
-
-
-class ShapeError(ValueError):
-    """A shape rule failed; the message reads on after the node id ("dense_2 expects ...")."""
-
-
-class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass
-class BuildContext:
-    """What factories may need beyond params and shapes: the trainer-owned dropout generator."""
-
-    generator: torch.Generator | None = None
-
-
-@dataclass(frozen=True)
-class Op:
-    """One layer type: its parameter schema, shape rule, parameter count and torch factory."""
-
-    name: str
-    family: str
-    doc: str
-    params: type[Params]
-    inputs: tuple[int, int | None]  # (min, max); max None = any number
-    shape: Callable[[Params, list[Shape]], Shape]
-    build: Callable[[Params, list[Shape], BuildContext], nn.Module]
-    count: Callable[[Params, list[Shape]], int] = lambda p, s: 0
-    penalized: tuple[str, ...] = ()  # parameter names that L1/L2 and weight decay act on
-    tags: frozenset[str] = field(default_factory=frozenset)
-    ports: tuple[str, ...] = ()  # names of the inputs, in edge order, for ops whose inputs differ in role
-    explain: Callable[[Params, list[Shape]], str] | None = None  # the shape arithmetic, for the inspector
-
-    def port_names(self) -> tuple[str, ...]:
-        """The input ports an editor draws: one per role, or a single port taking any number."""
-        if self.ports:
-            return self.ports
-        return () if self.inputs[1] == 0 else ("in",)
-
-
-OPS: dict[str, Op] = {}
-
-
-def register(op: Op) -> Op:
-    """Add an op to the registry under its lowercase name."""
-    OPS[op.name] = op
-    return op
-
-
-# --- activations -----------------------------------------------------------------------------
-
-ActivationName = Literal["relu", "leaky_relu", "prelu", "sigmoid", "tanh", "silu", "softplus", "gelu", "linear"]
-
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
-    "relu": torch.relu,
-    "leaky_relu": F.leaky_relu,
-    "prelu": None,  # has a learned slope: built as nn.PReLU
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "silu": F.silu,
-    "softplus": F.softplus,
-    "gelu": F.gelu,
-    "linear": None,
-}
-RELU_LIKE = frozenset({"relu"})
-
-
-class Activation(nn.Module):
-    """A parameter-free activation (or PReLU) as a module."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
-        self.prelu = nn.PReLU() if name == "prelu" else None
-        self.fn = ACTIVATIONS[name]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.prelu is not None:
-            return self.prelu(x)
-        return x if self.fn is None else self.fn(x)
-
-
-def _one(shapes: list[Shape]) -> Shape:
-    return shapes[0]
-
-
-def _features(shape: Shape) -> int:
-    if len(shape) != 1:
-        dims = ", ".join(str(d) for d in shape)
-        raise ShapeError(f"expects (B, F) but gets (B, {dims}): insert a Flatten")
-    return shape[0]
+CORE = register_family(Family("core", "Core", "#e8eef7"))
 
 
 # --- input / output ----------------------------------------------------------------------------
-
-class NoParams(Params):
-    pass
-
-
-class Identity(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-Dim = Annotated[int, Field(ge=1, le=MAX_UNITS)]
-
 
 class InputParams(Params):
     # None takes the dataset's shape; a declared shape (a template's, say) must match the dataset's.
@@ -132,7 +41,7 @@ class InputParams(Params):
 
 
 register(Op(
-    name="input", family="core",
+    name="input", family="core", key_params=("shape",),
     doc="The network's input: the dataset's features, images (C, H, W), token ids (T,) or node features (N, F).",
     params=InputParams, inputs=(0, 0),
     shape=lambda p, s: (),  # filled in by the graph from the dataset
@@ -145,9 +54,9 @@ class OutputParams(Params):
 
 
 register(Op(
-    name="output", family="core",
+    name="output", family="core", key_params=("activation",),
     doc="The task head: softmax (K classes), sigmoid or tanh (two classes) or linear (regression).",
-    params=OutputParams, inputs=(1, 1), shape=lambda p, s: _one(s),
+    params=OutputParams, inputs=(1, 1), shape=lambda p, s: one(s),
     build=lambda p, s, ctx: Identity(),
 ))
 
@@ -162,34 +71,23 @@ class DenseParams(Params):
     activation: ActivationName = "linear"
     bias: bool = True
     init: InitName = "default"
+    pieces: int = Field(2, ge=2, le=8, description="maxout only: linear pieces per unit, the largest is kept")
 
-
-class Activated:
-    """For layers that end in their own activation (dense, conv, GCN): a PReLU module or a plain function."""
-
-    act: nn.Module | None
-    _fn: Callable[[torch.Tensor], torch.Tensor] | None
-
-    def set_activation(self, name: str) -> None:
-        self.act = nn.PReLU() if name == "prelu" else None
-        self._fn = ACTIVATIONS[name]
-
-    def activate(self, y: torch.Tensor) -> torch.Tensor:
-        if self.act is not None:
-            return self.act(y)
-        return y if self._fn is None else self._fn(y)
+    def width(self) -> int:
+        """Linear outputs: units, or units × pieces for maxout."""
+        return self.units * self.pieces if ACTIVATIONS[self.activation].pieces else self.units
 
 
 class Dense(Activated, nn.Linear):
     """A fully connected layer with its own activation (TensorFlow Playground's 'layer')."""
 
     def __init__(self, in_features: int, p: DenseParams) -> None:
-        super().__init__(in_features, p.units, bias=p.bias)
+        super().__init__(in_features, p.width(), bias=p.bias)
         self.activation = p.activation
-        self.set_activation(p.activation)
+        self.set_activation(p.activation, p.pieces)
         init_weights(self, p.init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, units)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, units); maxout via (B, units·k)
         return self.activate(F.linear(x, self.weight, self.bias))
 
 
@@ -213,7 +111,7 @@ def init_weights(layer: nn.Linear, init: str) -> None:
 
 
 def _dense_shape(p: DenseParams, shapes: list[Shape]) -> Shape:
-    _features(shapes[0])
+    features(shapes[0])
     return (p.units,)
 
 
@@ -222,20 +120,30 @@ register(Op(
     params=DenseParams, inputs=(1, 1),
     shape=_dense_shape,
     build=lambda p, s, ctx: Dense(s[0][0], p),
-    count=lambda p, s: s[0][0] * p.units + (p.units if p.bias else 0) + (1 if p.activation == "prelu" else 0),
-    penalized=("weight",),
+    count=lambda p, s: (s[0][0] + p.bias) * p.width() + ACTIVATIONS[p.activation].learned,
+    penalized=("weight",), key_params=("units", "activation"),
 ))
 
 
 class ActivationParams(Params):
     fn: ActivationName = "relu"
+    pieces: int = Field(2, ge=2, le=8, description="maxout only: each output is the max of this many inputs")
+
+
+def _activation_shape(p: ActivationParams, shapes: list[Shape]) -> Shape:
+    if not ACTIVATIONS[p.fn].pieces:
+        return shapes[0]
+    n = features(shapes[0])
+    if n % p.pieces:
+        raise ShapeError(f"maxout takes groups of {p.pieces} features but gets {n}: make it a multiple of {p.pieces}")
+    return (n // p.pieces,)
 
 
 register(Op(
-    name="activation", family="core", doc="An element-wise non-linearity.",
-    params=ActivationParams, inputs=(1, 1), shape=lambda p, s: _one(s),
-    build=lambda p, s, ctx: Activation(p.fn),
-    count=lambda p, s: 1 if p.fn == "prelu" else 0,
+    name="activation", family="core", doc="A non-linearity: element-wise, or maxout over groups of k features.",
+    params=ActivationParams, inputs=(1, 1), shape=_activation_shape,
+    build=lambda p, s, ctx: Activation(p.fn, p.pieces),
+    count=lambda p, s: int(ACTIVATIONS[p.fn].learned), key_params=("fn",),
 ))
 
 
@@ -262,8 +170,8 @@ class Dropout(nn.Module):
 
 
 register(Op(
-    name="dropout", family="core", doc="Zeroes each unit with probability p while training; scales the rest by 1/(1−p).",
-    params=DropoutParams, inputs=(1, 1), shape=lambda p, s: _one(s),
+    name="dropout", family="core", key_params=("p",), modal=True, doc="Zeroes each unit with probability p while training; scales the rest by 1/(1−p).",
+    params=DropoutParams, inputs=(1, 1), shape=lambda p, s: one(s),
     build=lambda p, s, ctx: Dropout(p.p, ctx.generator),
 ))
 
@@ -286,7 +194,7 @@ def _bn_build(p: BatchNormParams, s: list[Shape], ctx: BuildContext) -> nn.Modul
 
 
 register(Op(
-    name="batch_norm", family="core",
+    name="batch_norm", family="core", modal=True,
     doc="Normalises each feature (or each image channel) over the batch, then scales and shifts.",
     params=BatchNormParams, inputs=(1, 1), shape=_bn_shape, build=_bn_build,
     count=lambda p, s: 2 * s[0][0],
@@ -300,7 +208,7 @@ class LayerNormParams(Params):
 
 register(Op(
     name="layer_norm", family="core", doc="Normalises each sample over its last dimension, then scales and shifts.",
-    params=LayerNormParams, inputs=(1, 1), shape=lambda p, s: _one(s),
+    params=LayerNormParams, inputs=(1, 1), shape=lambda p, s: one(s),
     build=lambda p, s, ctx: nn.LayerNorm(s[0][-1], eps=p.eps, elementwise_affine=p.affine),
     count=lambda p, s: 2 * s[0][-1] if p.affine else 0,
 ))
@@ -319,7 +227,7 @@ class Add(nn.Module):
 def _add_shape(p: Params, shapes: list[Shape]) -> Shape:
     for s in shapes[1:]:
         if s != shapes[0]:
-            raise ShapeError(f"needs equal shapes but gets {_fmt_all(shapes)}: make the branches the same size")
+            raise ShapeError(f"needs equal shapes but gets {fmt_all(shapes)}: make the branches the same size")
     return shapes[0]
 
 
@@ -351,12 +259,12 @@ def _concat_shape(p: ConcatParams, shapes: list[Shape]) -> Shape:
     for s, r in zip(shapes, rest, strict=True):
         if len(s) != rank or r != rest[0]:
             which = "the last dimension" if axis == rank - 1 else f"axis {p.axis}"
-            raise ShapeError(f"joins {which}, so the others must match, but gets {_fmt_all(shapes)}")
+            raise ShapeError(f"joins {which}, so the others must match, but gets {fmt_all(shapes)}")
     return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1:])
 
 
 register(Op(
-    name="concat", family="core", doc="Joins its inputs along one axis (the last, or the channels of images).",
+    name="concat", family="core", key_params=("axis",), doc="Joins its inputs along one axis (the last, or the channels of images).",
     params=ConcatParams, inputs=(2, None), shape=_concat_shape, build=lambda p, s, ctx: Concat(p.axis),
 ))
 
@@ -408,24 +316,9 @@ def _fmt_dims(dims: list[int]) -> str:
 
 
 register(Op(
-    name="reshape", family="core", doc="Reinterprets each sample's values in a new shape (-1 = whatever fits).",
+    name="reshape", family="core", key_params=("shape",), doc="Reinterprets each sample's values in a new shape (-1 = whatever fits).",
     params=ReshapeParams, inputs=(1, 1), shape=_reshape_shape,
     build=lambda p, s, ctx: Reshape(_reshape_shape(p, s)),
 ))
 
 
-def fmt_shape(shape: Shape) -> str:
-    """Format a per-sample shape with the batch dimension: ``(B, 8, 4)``."""
-    return "(" + ", ".join(["B", *(str(d) for d in shape)]) + ")"
-
-
-def _fmt_all(shapes: list[Shape]) -> str:
-    return ", ".join(fmt_shape(s) for s in shapes)
-
-
-def total_size(shape: Shape) -> int:
-    return math.prod(shape) if shape else 1
-
-
-# The other families register their ops on import; the registry is complete once this module is loaded.
-from . import layers_generative, layers_gnn, layers_image, layers_sequence  # noqa: F401

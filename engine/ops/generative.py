@@ -5,7 +5,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from .layers import BuildContext, Op, Params, Shape, ShapeError, fmt_shape, register
+from .registry import BuildContext, Family, Op, Params, Shape, ShapeError, fmt_shape, register, register_family
+
+GENERATIVE = register_family(Family("generative", "Generative", "#fde8ef"))
 
 
 class ReparamParams(Params):
@@ -43,7 +45,7 @@ def _build(p: ReparamParams, s: list[Shape], ctx: BuildContext) -> nn.Module:
 
 
 register(Op(
-    name="reparam", family="generative",
+    name="reparam", family="generative", key_params=("beta",), modal=True, aux_loss=True,
     doc="VAE sampling z = μ + σ·ε (the reparameterisation trick); adds β·KL to N(0, I) to the loss.",
     params=ReparamParams, inputs=(2, 2), ports=("mu", "logvar"), shape=_reparam_shape, build=_build,
     explain=lambda p, s: "KL = −½ Σ(1 + log σ² − μ² − σ²), averaged over the batch",

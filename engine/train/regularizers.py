@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .spec import EarlyStopping
+from ..spec import EarlyStopping
 
 
 def penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor | None:

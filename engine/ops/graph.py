@@ -8,7 +8,21 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from .layers import MAX_UNITS, Activated, ActivationName, Identity, Op, Params, Shape, ShapeError, fmt_shape, register
+from .activations import Activated, PointwiseName
+from .registry import (
+    MAX_UNITS,
+    Family,
+    Identity,
+    Op,
+    Params,
+    Shape,
+    ShapeError,
+    fmt_shape,
+    register,
+    register_family,
+)
+
+GRAPH = register_family(Family("graph", "Graph networks", "#f1e8f7"))
 
 
 class AdjacencyParams(Params):
@@ -16,7 +30,7 @@ class AdjacencyParams(Params):
 
 
 register(Op(
-    name="adjacency", family="graph",
+    name="adjacency", family="graph", key_params=("nodes",),
     doc="The graph's adjacency matrix A (N, N), supplied with each sample by a graph dataset.",
     params=AdjacencyParams, inputs=(0, 0), shape=lambda p, s: (p.nodes, p.nodes),
     build=lambda p, s, ctx: Identity(),
@@ -41,7 +55,7 @@ def normalized_adjacency(a: torch.Tensor) -> torch.Tensor:
 
 class GCNParams(Params):
     units: int = Field(16, ge=1, le=MAX_UNITS)
-    activation: ActivationName = "relu"
+    activation: PointwiseName = "relu"
 
 
 class GCN(Activated, nn.Module):
@@ -62,7 +76,7 @@ def _gcn_shape(p: GCNParams, shapes: list[Shape]) -> Shape:
 
 
 register(Op(
-    name="gcn", family="graph", doc="Graph convolution: each node averages its neighbours' (and its own) features.",
+    name="gcn", family="graph", key_params=("units",), doc="Graph convolution: each node averages its neighbours' (and its own) features.",
     params=GCNParams, inputs=(2, 2), ports=("features", "adjacency"), shape=_gcn_shape,
     build=lambda p, s, ctx: GCN(s[0][1], p),
     count=lambda p, s: s[0][1] * p.units + p.units + (p.activation == "prelu"),
@@ -74,7 +88,7 @@ class GATParams(Params):
     units: int = Field(8, ge=1, le=MAX_UNITS, description="output features per head")
     heads: int = Field(2, ge=1, le=16)
     combine: Literal["concat", "mean"] = "concat"
-    activation: ActivationName = "relu"
+    activation: PointwiseName = "relu"
 
 
 class GAT(Activated, nn.Module):
@@ -115,7 +129,7 @@ def _gat_shape(p: GATParams, shapes: list[Shape]) -> Shape:
 
 
 register(Op(
-    name="gat", family="graph",
+    name="gat", family="graph", key_params=("units", "heads"), attention=True,
     doc="Graph attention: neighbours are weighted by a learned, softmax-normalised score per head.",
     params=GATParams, inputs=(2, 2), ports=("features", "adjacency"), shape=_gat_shape,
     build=lambda p, s, ctx: GAT(s[0][1], p),
@@ -147,6 +161,6 @@ def _readout_shape(p: ReadoutParams, shapes: list[Shape]) -> Shape:
 
 
 register(Op(
-    name="readout", family="graph", doc="Global pooling over the nodes of a graph or the steps of a sequence (mean, sum or max): (N, F) → (F,).",
+    name="readout", family="graph", key_params=("reduce",), doc="Global pooling over the nodes of a graph or the steps of a sequence (mean, sum or max): (N, F) → (F,).",
     params=ReadoutParams, inputs=(1, 1), shape=_readout_shape, build=lambda p, s, ctx: Readout(p.reduce),
 ))

@@ -1,86 +1,33 @@
-"""The trainer: runs minibatch steps, applies commands between steps, yields snapshots."""
+"""The trainer: runs minibatch steps, applies commands between steps, yields snapshots. What it records
+(history), saves (checkpoint), probes (probing) and how it steps fast (fastpath) live beside it."""
 from __future__ import annotations
 
 import math
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import torch
 
-from .datasets import make_dataset
-from .errors import SessionFileError, SpecError
-from .graph import GraphModule, check_spec, same_architecture
-from .head import Head
-from .layers import BuildContext
-from .optim import lr_factor, make_optimizer, update_hyper
-from .probes import Prober, ProbeResult
+from ..check import check_spec
+from ..datasets import make_dataset
+from ..errors import SessionFileError, SpecError
+from ..graph import GraphModule, same_architecture
+from ..head import Head
+from ..ops import BuildContext
+from ..optimizers import make_optimizer, update_hyper
+from ..probes import ProbeContext, ProbeResult, applicable
+from ..schedules import lr_factor
+from ..spec import ModelSpec, SessionSpec
+from .checkpoint import Checkpoint, clone_state, cpu_copy
+from .fastpath import FiniteCheck, step_function
+from .history import EPOCH_KEYS, HISTORY_KEYS, History
+from .probing import ProbeScheduler
 from .regularizers import EarlyStopper, penalty
-from .spec import ModelSpec, OptimizerSpec, Regularization, ScheduleSpec, SessionSpec
-
-HISTORY_KEYS = ("step_loss", "epoch_train_loss", "epoch_test_loss", "epoch_train_accuracy", "epoch_test_accuracy")
-PROBE_BUDGET = 0.03  # automatic probes take at most this share of training time
-PROBE_MIN_INTERVAL = 1 / 12  # and come at most 12 times a second: each one is redrawn by several views
-
-
-@dataclass(frozen=True)
-class Configure:
-    """A live change applied at the next step boundary; weights are kept."""
-
-    optimizer: OptimizerSpec | None = None
-    schedule: ScheduleSpec | None = None
-    regularization: Regularization | None = None
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What a view needs, as owned copies. History travels as deltas since the previous snapshot."""
-
-    run_id: int
-    step: int
-    epoch: int
-    status: str  # ready | running | paused | finished | diverged | early_stopped
-    message: str
-    lr: float
-    elapsed: float  # seconds spent training this session
-    step_start: int  # index of step_loss[0] in the whole history
-    step_loss: np.ndarray
-    epoch_start: int
-    epochs: dict[str, np.ndarray]  # epoch_* history rows since epoch_start
-    probe: ProbeResult | None
-
-    def absorb(self, older: Snapshot) -> Snapshot:
-        """This snapshot with an older, undrawn one's deltas prepended (a latest-slot replacing unread data)."""
-        if older.run_id != self.run_id:
-            return self
-        epochs = {k: np.concatenate([older.epochs[k], v]) for k, v in self.epochs.items()}
-        return Snapshot(self.run_id, self.step, self.epoch, self.status, self.message, self.lr, self.elapsed,
-                        older.step_start, np.concatenate([older.step_loss, self.step_loss]),
-                        older.epoch_start, epochs, self.probe or older.probe)
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """Everything needed to continue a run bit-identically, as owned CPU copies."""
-
-    spec: SessionSpec
-    step: int
-    epoch: int
-    batch_index: int
-    elapsed: float
-    status: str
-    message: str
-    weights: dict[str, torch.Tensor]
-    optimizer: dict[str, Any]
-    rng: dict[str, torch.Tensor]  # shuffle and dropout generator states, the current epoch's permutation
-    early: dict[str, float]
-    best_weights: dict[str, torch.Tensor] | None
-    history: dict[str, np.ndarray] = field(default_factory=dict)
-
+from .snapshot import Configure, Snapshot
 
 _run_ids = iter(range(1, 1 << 62))
 
@@ -88,14 +35,17 @@ _run_ids = iter(range(1, 1 << 62))
 class Trainer:
     """Owns one run: model, optimizer, data, history. Drive it with ``run()``; ``post()`` is thread-safe."""
 
-    def __init__(self, spec: SessionSpec, *, probes: bool = True, checkpoint: Checkpoint | None = None) -> None:
+    def __init__(self, spec: SessionSpec, *, probes: bool | Iterable[str] = True,
+                 checkpoint: Checkpoint | None = None) -> None:
+        """``probes``: True runs every probe that applies, False none, or the names to run (see
+        ``want_probes``, which changes them later from any thread)."""
         self.info = check_spec(spec)
         if spec.training.device == "cuda" and not torch.cuda.is_available():
             raise SpecError("training.device", "CUDA is not available on this machine; use cpu")
         self.spec = spec
         self.device = torch.device(spec.training.device)
         self.data = make_dataset(spec.dataset)
-        self.head = Head(spec)
+        self.head = Head.of(spec)
         self.n_train = len(self.data.y_train)
         self.steps_per_epoch = math.ceil(self.n_train / spec.training.batch_size)
         dev = self.device
@@ -107,7 +57,8 @@ class Trainer:
         self.y_test = torch.from_numpy(self.data.y_test).to(dev)
         self.x_all = torch.cat([self.x_train, self.x_test])  # evaluation scores both sets in one pass
         self.y_all = torch.cat([self.y_train, self.y_test])
-        self.probes_on = probes
+        self.applicable_probes = applicable(self.info, spec.dataset)
+        self._wanted = set(self.applicable_probes) if probes is True else set(probes or ())
         self._commands: queue.SimpleQueue[Configure] = queue.SimpleQueue()
         self._lock = threading.Lock()  # held during a step; checkpoints wait for a step boundary
         self.reset()
@@ -127,8 +78,7 @@ class Trainer:
         self.model.train()
         self.decay_weights = self.model.penalized_parameters()
         self.params = list(self.model.parameters())
-        self._found_inf = torch.zeros(1, device=self.device)
-        self._one = torch.ones(1, device=self.device)
+        self._finite = FiniteCheck(self.device)
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (see `optimizer`)
         self.run_id = next(_run_ids)
         self.step = 0
@@ -138,29 +88,23 @@ class Trainer:
         self.elapsed = 0.0
         self.status = "ready"
         self.message = ""
-        self.history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
+        self.history = History()
         self.early = EarlyStopper()
         self.best_weights: dict[str, torch.Tensor] | None = None
-        self._sent_steps = 0
-        self._sent_epochs = 0
         self._lr = -1.0
         self._set_lr()
-        self.prober = (Prober(self.model, self.head, self.spec.dataset.features, self.x_train,
-                              self.spec.training.probe_grid, self.spec.training.neuron_grid)
-                       if self.probes_on else None)
-        self.probe: ProbeResult | None = None
-        self._next_probe = 0
-        self._next_probe_at = 0.0  # perf_counter time before which automatic probes wait
-        self._probe_seconds = 0.0
-        self._probe_count = 0
+        ctx = ProbeContext(self.model, self.head, self.data, self.spec.dataset, self.x_train, self.t_train,
+                           self.spec.training)
+        self.prober = ProbeScheduler(ctx, self.applicable_probes, self.spec.training.probe_every)
+        self.prober.want(self._wanted)
 
     @property
     def optimizer(self) -> torch.optim.Optimizer:
         """The torch optimizer, built on first use: torch's first optimizer imports torch._dynamo (~2 s), which
         an app can then do in its training thread instead of before its window appears."""
         if self._optimizer is None:
-            self._optimizer = make_optimizer(self.spec.optimizer, self.model)
-            self._optimizer_step = _raw_step(self._optimizer)
+            self._optimizer = make_optimizer(self.spec.optimizer, self.params)
+            self._optimizer_step = step_function(self._optimizer)
             for group in self._optimizer.param_groups:
                 group["lr"] = self._lr
         return self._optimizer
@@ -178,6 +122,16 @@ class Trainer:
         return self._lr
 
     # --- commands --------------------------------------------------------------------------------
+
+    def want_probes(self, names: Iterable[str]) -> None:
+        """Run these probes from now on (those that do not apply to this run are skipped); any thread."""
+        self._wanted = set(names)
+        self.prober.want(self._wanted)
+
+    @property
+    def probes(self) -> dict[str, ProbeResult]:
+        """The latest result of each wanted probe."""
+        return self.prober.results
 
     def post(self, command: Configure) -> None:
         """Queue a live change; it takes effect at the next step boundary (safe from any thread)."""
@@ -235,7 +189,7 @@ class Trainer:
             self._set_lr()
         z = self.model(self.x_train[idx])
         loss = self.head.loss(z, self.t_train[idx])
-        if self.model._aux:
+        if self.model.aux_layers:
             loss = loss + self.model.aux_loss()  # a VAE's β·KL joins the loss it reports
         value = loss.item()
         if not math.isfinite(value):
@@ -245,15 +199,11 @@ class Trainer:
         for p in self.params:
             p.grad = None  # what zero_grad(set_to_none=True) does, without its profiler scope
         (loss if extra is None else loss + extra).backward()
-        grads = [p.grad for p in self.params if p.grad is not None]
         if reg.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, reg.grad_clip)
             finite = math.isfinite(norm.item())
         else:
-            # One fused op flags any inf/NaN gradient (AMP's check; multiplying by 1.0 changes nothing).
-            self._found_inf.zero_()
-            torch._amp_foreach_non_finite_check_and_unscale_(grads, self._found_inf, self._one)
-            finite = self._found_inf.item() == 0.0
+            finite = self._finite([p.grad for p in self.params if p.grad is not None])
         if not finite:
             return self._diverged("a gradient became non-finite")
         if reg.weight_decay:
@@ -261,7 +211,7 @@ class Trainer:
                 torch._foreach_mul_(self.decay_weights, 1.0 - self._lr * reg.weight_decay)
         optimizer = self.optimizer
         self._optimizer_step(optimizer)
-        self.history["step_loss"].append(value)
+        self.history.record_step(value)
         self.step += 1
         self.batch_index += 1
         if self.batch_index >= self.steps_per_epoch:
@@ -292,11 +242,7 @@ class Trainer:
 
     def _end_epoch(self) -> bool:
         m = self.evaluate()
-        h = self.history
-        h["epoch_train_loss"].append(m["train_loss"])
-        h["epoch_test_loss"].append(m["test_loss"])
-        h["epoch_train_accuracy"].append(m.get("train_accuracy", math.nan))
-        h["epoch_test_accuracy"].append(m.get("test_accuracy", math.nan))
+        self.history.record_epoch(m)
         if not math.isfinite(m["train_loss"]):
             return self._diverged(f"the training loss became {m['train_loss']}")
         rule = self.spec.regularization.early_stopping
@@ -324,8 +270,8 @@ class Trainer:
         end_step = None if steps is None else self.step + steps
         end_epoch = None if epochs is None else self.epoch + epochs
         self.status, self.message = "running", ""
-        if self.prober is not None and self.probe is None:
-            self._run_probe()
+        if self.prober.missing(self.step):
+            self.prober.run(self.step)
         last = time.perf_counter()
         t0 = last
         try:
@@ -340,9 +286,8 @@ class Trainer:
                     if not self._commands.empty():
                         self._drain()
                     ok = self._step()
-                    if (self.prober is not None and self.step >= self._next_probe
-                            and time.perf_counter() >= self._next_probe_at):
-                        self._run_probe()
+                    if self.prober.due(self.step):
+                        self.prober.run(self.step)
                 if not ok:
                     break
                 now = time.perf_counter()
@@ -352,53 +297,29 @@ class Trainer:
                     yield self.snapshot()
             if self.status == "running":
                 self.status = "paused" if stop is not None and stop.is_set() else "finished"
-            if self.prober is not None and (self.probe is None or self.probe.step != self.step):
-                self._run_probe()
+            if self.prober.missing(self.step):
+                with self._lock:
+                    self.prober.run(self.step)
         finally:
             self.elapsed += time.perf_counter() - t0
         yield self.snapshot()
 
-    def _run_probe(self) -> None:
-        t = time.perf_counter()
-        self.probe = self.prober.run(self.step)  # type: ignore[union-attr]
-        spent = time.perf_counter() - t
-        self._probe_seconds += spent
-        self._probe_count += 1
-        every = self.spec.training.probe_every
-        if every == 0:
-            # Space probes in time so they cost ≤ PROBE_BUDGET of it, however fast or slow the steps are. A
-            # slow one-off (the first call warms torch up) should not hold the next back: use the mean if
-            # lower, and never wait more than a second.
-            cost = min(spent, self._probe_seconds / self._probe_count)
-            self._next_probe_at = time.perf_counter() + min(max(cost / PROBE_BUDGET, PROBE_MIN_INTERVAL), 1.0)
-            every = 1
-        self._next_probe = self.step + every
-
-    def probe_now(self) -> ProbeResult | None:
-        """Probe the current model (for a view that opens between runs)."""
-        if self.prober is None:
-            return None
+    def probe_now(self) -> dict[str, ProbeResult]:
+        """Run every wanted probe on the current model (for views that open between runs)."""
         with self._lock:
-            self._run_probe()
-        return self.probe
+            self.prober.run(self.step)
+        return self.prober.results
 
     # --- outputs ---------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         """A snapshot with the history recorded since the previous one."""
-        h = self.history
-        s0, e0 = self._sent_steps, self._sent_epochs
-        snap = Snapshot(
-            self.run_id, self.step, self.epoch, self.status, self.message, self._lr, self.elapsed,
-            s0, np.array(h["step_loss"][s0:], dtype=np.float64),
-            e0, {k: np.array(h[k][e0:], dtype=np.float64) for k in HISTORY_KEYS[1:]},
-            self.probe,
-        )
-        self._sent_steps, self._sent_epochs = len(h["step_loss"]), len(h["epoch_train_loss"])
-        return snap
+        s0, steps, e0, epochs = self.history.delta()
+        return Snapshot(self.run_id, self.step, self.epoch, self.status, self.message, self._lr, self.elapsed,
+                        s0, steps, e0, epochs, dict(self.prober.results))
 
     def history_arrays(self) -> dict[str, np.ndarray]:
-        return {k: np.array(v, dtype=np.float64) for k, v in self.history.items()}
+        return self.history.arrays()
 
     def checkpoint(self) -> Checkpoint:
         """A consistent copy of the whole state, taken between steps (safe from any thread). Queued commands
@@ -408,15 +329,14 @@ class Trainer:
             return Checkpoint(
                 spec=self.spec, step=self.step, epoch=self.epoch, batch_index=self.batch_index,
                 elapsed=self.elapsed, status=self.status, message=self.message,
-                weights={k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()},
-                optimizer=_clone_state(self.optimizer.state_dict()),
+                weights=cpu_copy(self.model.state_dict()),
+                optimizer=clone_state(self.optimizer.state_dict()),
                 rng={"shuffle": self.shuffle_rng.get_state().clone(),
                      "dropout": self.dropout_rng.get_state().clone().cpu(),
                      **({"perm": self.perm.to("cpu", copy=True)} if self.perm is not None else {})},
                 early={"best": self.early.best, "best_epoch": self.early.best_epoch, "wait": self.early.wait},
-                best_weights=None if self.best_weights is None else
-                {k: v.to("cpu", copy=True) for k, v in self.best_weights.items()},
-                history=self.history_arrays(),
+                best_weights=None if self.best_weights is None else cpu_copy(self.best_weights),
+                history=self.history.arrays(),
             )
 
     def _restore(self, c: Checkpoint) -> None:
@@ -431,7 +351,7 @@ class Trainer:
         if not 0 <= c.batch_index < self.steps_per_epoch:
             raise ValueError(f"batch index {c.batch_index} is outside an epoch of {self.steps_per_epoch} steps")
         lengths = {k: len(c.history.get(k, ())) for k in HISTORY_KEYS}
-        if lengths["step_loss"] != c.step or any(lengths[k] != c.epoch for k in HISTORY_KEYS[1:]):
+        if lengths["step_loss"] != c.step or any(lengths[k] != c.epoch for k in EPOCH_KEYS):
             raise ValueError("the history does not match the step and epoch counts")
         perm = c.rng.get("perm")
         if perm is not None and not torch.equal(torch.sort(perm.long()).values, torch.arange(self.n_train)):
@@ -445,28 +365,7 @@ class Trainer:
         self.perm = c.rng["perm"].to(self.device) if "perm" in c.rng else None
         self.early = EarlyStopper(float(c.early["best"]), int(c.early["best_epoch"]), int(c.early["wait"]))
         self.best_weights = c.best_weights
-        self.history = {k: [float(x) for x in c.history.get(k, [])] for k in HISTORY_KEYS}
+        self.history = History(c.history)
         self._lr = -1.0
         self._set_lr()
-        self.probe = None
-
-
-def _raw_step(opt: torch.optim.Optimizer) -> Any:
-    """The optimizer's step without torch's profiler scope and hook dispatch (~9 µs a step, a few % of a tiny
-    network's step). Same arithmetic: only the wrapper is skipped. Falls back to ``step`` if torch changes."""
-    inner = getattr(type(opt).step, "__wrapped__", None)
-    if inner is None or opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks:
-        return lambda o: o.step()
-    return inner
-
-
-def _clone_state(state: dict[str, Any]) -> dict[str, Any]:
-    def clone(v: Any) -> Any:
-        if isinstance(v, torch.Tensor):
-            return v.detach().to("cpu", copy=True)
-        if isinstance(v, dict):
-            return {k: clone(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return type(v)(clone(x) for x in v)
-        return v
-    return clone(state)
+        self.prober.results = {}

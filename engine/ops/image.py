@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
-from .layers import (
+from .activations import Activated, PointwiseName
+from .registry import (
     MAX_UNITS,
-    Activated,
-    ActivationName,
+    Family,
     NoParams,
     Op,
     Params,
@@ -19,7 +19,10 @@ from .layers import (
     ShapeError,
     fmt_shape,
     register,
+    register_family,
 )
+
+CONVOLUTION = register_family(Family("convolution", "Convolution", "#e6f4ea"))
 
 Kernel = Field(3, ge=1, le=31)
 
@@ -53,7 +56,7 @@ class Conv2dParams(Params):
     padding: int = Field(0, ge=0, le=32)
     dilation: int = Field(1, ge=1, le=16)
     groups: int = Field(1, ge=1, le=4096)
-    activation: ActivationName = "linear"
+    activation: PointwiseName = "linear"
     bias: bool = True
 
 
@@ -86,7 +89,7 @@ def _conv_count(p: Conv2dParams, s: list[Shape]) -> int:
 
 
 register(Op(
-    name="conv2d", family="convolution",
+    name="conv2d", family="convolution", key_params=("filters", "kernel", "stride", "activation"),
     doc="2-D convolution: each filter slides a k×k window over the image (stride, padding, dilation, groups).",
     params=Conv2dParams, inputs=(1, 1), shape=_conv_shape,
     build=lambda p, s, ctx: ActivatedConv(s[0][0], p), count=_conv_count, penalized=("weight",),
@@ -122,12 +125,12 @@ def _pool_explain(p: PoolParams, s: list[Shape]) -> str:
 
 
 register(Op(
-    name="max_pool", family="convolution", doc="Keeps the largest value in each window (downsamples).",
+    name="max_pool", family="convolution", key_params=("kernel",), doc="Keeps the largest value in each window (downsamples).",
     params=PoolParams, inputs=(1, 1), shape=_pool_shape, explain=_pool_explain,
     build=lambda p, s, ctx: nn.MaxPool2d(p.kernel, p.stride or p.kernel, p.padding),
 ))
 register(Op(
-    name="avg_pool", family="convolution", doc="Averages each window (downsamples); padding counts as zeros.",
+    name="avg_pool", family="convolution", key_params=("kernel",), doc="Averages each window (downsamples); padding counts as zeros.",
     params=PoolParams, inputs=(1, 1), shape=_pool_shape, explain=_pool_explain,
     build=lambda p, s, ctx: nn.AvgPool2d(p.kernel, p.stride or p.kernel, p.padding),
 ))
@@ -151,7 +154,7 @@ class ConvTransposeParams(Params):
     padding: int = Field(0, ge=0, le=32)
     output_padding: int = Field(0, ge=0, le=15)
     dilation: int = Field(1, ge=1, le=16)
-    activation: ActivationName = "linear"
+    activation: PointwiseName = "linear"
     bias: bool = True
 
     @model_validator(mode="after")
@@ -188,7 +191,7 @@ def _tconv_formula(i: int, p: ConvTransposeParams) -> str:
 
 
 register(Op(
-    name="conv_transpose2d", family="convolution",
+    name="conv_transpose2d", family="convolution", key_params=("filters", "kernel", "stride"),
     doc="Transposed convolution: spreads each input pixel over a k×k window, upsampling by the stride.",
     params=ConvTransposeParams, inputs=(1, 1), shape=_tconv_shape,
     build=lambda p, s, ctx: ActivatedConvTranspose(s[0][0], p),
@@ -219,7 +222,7 @@ def _up_shape(p: UpsampleParams, shapes: list[Shape]) -> Shape:
 
 
 register(Op(
-    name="upsample", family="convolution", doc="Enlarges the image by an integer factor (nearest or bilinear).",
+    name="upsample", family="convolution", key_params=("scale", "mode"), doc="Enlarges the image by an integer factor (nearest or bilinear).",
     params=UpsampleParams, inputs=(1, 1), shape=_up_shape, build=lambda p, s, ctx: Upsample(p),
     explain=lambda p, s: f"{s[0][1]}·{p.scale} = {s[0][1] * p.scale}, {s[0][2]}·{p.scale} = {s[0][2] * p.scale}",
 ))

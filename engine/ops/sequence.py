@@ -9,7 +9,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from .layers import MAX_UNITS, Op, Params, Shape, ShapeError, fmt_shape, register
+from .registry import MAX_UNITS, Family, Op, Params, Shape, ShapeError, fmt_shape, register, register_family
+
+SEQUENCE = register_family(Family("sequence", "Sequence", "#fdf1e0"))
 
 
 def _sequence(shape: Shape) -> Shape:
@@ -40,7 +42,7 @@ def _embedding_shape(p: EmbeddingParams, shapes: list[Shape]) -> Shape:
 
 
 register(Op(
-    name="embedding", family="sequence", doc="Maps each token id (0 … vocab−1) to a learned vector.",
+    name="embedding", family="sequence", key_params=("vocab", "dim"), doc="Maps each token id (0 … vocab−1) to a learned vector.",
     params=EmbeddingParams, inputs=(1, 1), shape=_embedding_shape,
     build=lambda p, s, ctx: Embedding(p.vocab, p.dim), count=lambda p, s: p.vocab * p.dim,
 ))
@@ -86,7 +88,7 @@ def _positional_shape(p: PositionalParams, shapes: list[Shape]) -> Shape:
 
 
 register(Op(
-    name="positional", family="sequence",
+    name="positional", family="sequence", key_params=("kind",),
     doc="Positional encoding: tells attention where each step is (sinusoidal, learned or none).",
     params=PositionalParams, inputs=(1, 1), shape=_positional_shape,
     build=lambda p, s, ctx: PositionalEncoding(p, s[0][1]),
@@ -144,7 +146,7 @@ for _name, _gates, _doc in (
     ("gru", 3, "GRU: a lighter gated cell with update and reset gates."),
 ):
     register(Op(
-        name=_name, family="sequence", doc=_doc + " Outputs every step or the last state.",
+        name=_name, family="sequence", key_params=("hidden", "output"), doc=_doc + " Outputs every step or the last state.",
         params=RecurrentParams, inputs=(1, 1), shape=_recurrent_shape,
         build=lambda p, s, ctx, kind=_name: Recurrent(kind, s[0][1], p),
         count=lambda p, s, g=_gates: _recurrent_count(g, p, s),
@@ -210,7 +212,7 @@ def _attention_count(d: int, kd: int) -> int:
 
 
 register(Op(
-    name="self_attention", family="sequence",
+    name="self_attention", family="sequence", key_params=("heads", "causal"), attention=True,
     doc="Multi-head self-attention: every step attends to every step (or only earlier ones, if causal).",
     params=SelfAttentionParams, inputs=(1, 1), shape=_self_attention_shape,
     build=lambda p, s, ctx: Attention(s[0][1], p.heads, causal=p.causal),
@@ -230,7 +232,7 @@ def _cross_shape(p: CrossAttentionParams, shapes: list[Shape]) -> Shape:
 
 
 register(Op(
-    name="cross_attention", family="sequence",
+    name="cross_attention", family="sequence", key_params=("heads",), attention=True,
     doc="Multi-head cross-attention: each query step attends to every step of the context sequence.",
     params=CrossAttentionParams, inputs=(2, 2), ports=("query", "context"), shape=_cross_shape,
     build=lambda p, s, ctx: Attention(s[0][1], p.heads, context_dim=s[1][1]),
@@ -269,7 +271,7 @@ class TransformerBlock(nn.Module):
 
 
 register(Op(
-    name="transformer_block", family="sequence",
+    name="transformer_block", family="sequence", key_params=("heads", "ff", "norm"), attention=True,
     doc="Transformer encoder block: attention + MLP, each with a residual and a layer norm (pre or post).",
     params=TransformerParams, inputs=(1, 1), shape=_self_attention_shape,
     build=lambda p, s, ctx: TransformerBlock(s[0][1], p),

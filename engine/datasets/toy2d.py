@@ -1,33 +1,67 @@
-"""Datasets. The 2-D toy problems follow TensorFlow Playground's generators on [-6, 6]²."""
+"""The 2-D toy problems, after TensorFlow Playground's generators on [-6, 6]² (plus moons and K-class spiral)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
-from .layers import Shape
-from .spec import DatasetSpec, Toy2D
+from ..ops.registry import Shape
+from ..schema import Strict
+from .registry import CLASS_RGB, NEUTRAL_RGB, DataFamily, Dataset, Plane, register
 
 DOMAIN = 6.0  # points and probes live on [-DOMAIN, DOMAIN]²
 Generator2D = Callable[[np.random.Generator, int, float, int], tuple[np.ndarray, np.ndarray]]
 
-
-@dataclass(frozen=True)
-class Dataset:
-    """Generated data, already split; ``x_*`` are feature matrices, ``points_*`` the raw (x1, x2)."""
-
-    spec: DatasetSpec
-    points_train: np.ndarray  # (N, 2) float32
-    points_test: np.ndarray  # (M, 2) float32
-    x_train: np.ndarray  # (N, F) float32
-    x_test: np.ndarray  # (M, F) float32
-    y_train: np.ndarray  # (N,) int64 class index, or float32 target in [-1, 1]
-    y_test: np.ndarray
+Toy2DName = Literal["circle", "xor", "gauss", "spiral", "moons", "spiral3", "plane", "multigauss"]
+Feature = Literal["x1", "x2", "x1_sq", "x2_sq", "x1_x2", "sin_x1", "sin_x2"]
+FEATURE_LABELS: dict[str, str] = {
+    "x1": "x₁", "x2": "x₂", "x1_sq": "x₁²", "x2_sq": "x₂²", "x1_x2": "x₁·x₂", "sin_x1": "sin x₁", "sin_x2": "sin x₂",
+}
+REGRESSION_DATASETS = frozenset({"plane", "multigauss"})
 
 
-def input_shape(spec: DatasetSpec) -> Shape:
-    return (len(spec.features),)
+class Toy2D(Strict):
+    """A 2-D toy problem from TensorFlow Playground's generators (plus moons and K-class spiral)."""
+
+    kind: Literal["toy2d"] = "toy2d"
+    name: Toy2DName = "circle"
+    samples: int = Field(500, ge=10, le=100_000, description="number of points, train and test together")
+    noise: float = Field(0.0, ge=0.0, le=50.0, description="noise in percent (0–50)")
+    train_fraction: float = Field(0.5, ge=0.1, le=0.9, description="share of points used for training")
+    features: tuple[Feature, ...] = Field(("x1", "x2"), min_length=1)
+    classes: int = Field(2, ge=2, le=6, description="number of classes (spiral3 only)")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regression_default_size(cls, data: Any) -> Any:
+        # TensorFlow Playground draws 500 points for classification and 1,200 for regression.
+        if isinstance(data, dict) and "samples" not in data and data.get("name") in REGRESSION_DATASETS:
+            return {**data, "samples": 1200}
+        return data
+
+    @field_validator("features")
+    @classmethod
+    def _unique(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("features must not repeat")
+        return v
+
+    @model_validator(mode="after")
+    def _classes_only_for_spiral3(self) -> Toy2D:
+        if self.name != "spiral3" and self.classes != 2:
+            raise ValueError(f"classes: only spiral3 has more than 2 classes ({self.name} has 2)")
+        return self
+
+    @property
+    def task(self) -> Literal["classification", "regression"]:
+        return "regression" if self.name in REGRESSION_DATASETS else "classification"
+
+    @property
+    def n_classes(self) -> int:
+        return 0 if self.task == "regression" else self.classes
 
 
 def features(points: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
@@ -131,12 +165,8 @@ TOY2D: dict[str, Generator2D] = {
 }
 
 
-def make_dataset(spec: DatasetSpec) -> Dataset:
-    """Generate the dataset for a spec: same spec and seed, same arrays, bit for bit."""
-    return _make_toy2d(spec)
-
-
-def _make_toy2d(spec: Toy2D) -> Dataset:
+def make(spec: Toy2D) -> Dataset:
+    """Generate a toy problem: same spec and seed, same arrays, bit for bit."""
     rng = np.random.default_rng(spec.seed)
     points, labels = TOY2D[spec.name](rng, spec.samples, spec.noise / 100.0, spec.classes)
     order = rng.permutation(len(points))
@@ -156,8 +186,40 @@ def _make_toy2d(spec: Toy2D) -> Dataset:
     )
 
 
-def grid_points(resolution: int) -> np.ndarray:
-    """(resolution², 2) raw points covering the domain row by row, x1 fastest; row 0 is x2 = −DOMAIN."""
-    axis = np.linspace(-DOMAIN, DOMAIN, resolution, dtype=np.float32)
-    x1, x2 = np.meshgrid(axis, axis)
-    return np.stack([x1.ravel(), x2.ravel()], axis=1)
+def thumbnail(spec: Toy2D, size: int) -> np.ndarray:
+    """A (size, size, 3) picture of the points coloured by label (x₂ points up)."""
+    data = make(spec)
+    pts = np.concatenate([data.points_train, data.points_test])
+    labels = np.concatenate([data.y_train, data.y_test])
+    if spec.task == "regression":
+        t = np.clip(labels, -1.0, 1.0)[:, None]  # blue above 0, orange below, fading to neutral at 0
+        mid, neg, pos = (np.array(c, dtype=np.float32) for c in (NEUTRAL_RGB, CLASS_RGB[0], CLASS_RGB[1]))
+        cols = np.where(t < 0, mid + (neg - mid) * -t, mid + (pos - mid) * t).round().astype(np.uint8)
+    else:
+        cols = np.array(CLASS_RGB, dtype=np.uint8)[labels.astype(np.intp) % len(CLASS_RGB)]
+    img = np.empty((size, size, 3), dtype=np.uint8)
+    img[:] = NEUTRAL_RGB
+    ij = np.clip(((pts + DOMAIN) / (2 * DOMAIN) * (size - 2)).astype(int), 0, size - 2)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            img[size - 2 - ij[:, 1] + dy, ij[:, 0] + dx] = cols
+    return img
+
+
+def variants() -> dict[str, Toy2D]:
+    """Each named problem at its natural size, noise-free (what a picker shows)."""
+    return {name: Toy2D(name=name, classes=3 if name == "spiral3" else 2) for name in TOY2D}
+
+
+def _input_shape(spec: Toy2D) -> Shape:
+    return (len(spec.features),)
+
+
+register(DataFamily(
+    kind="toy2d", title="2-D points",
+    doc="TensorFlow Playground's problems: points in the plane, classified or regressed from chosen features.",
+    spec=Toy2D, make=make, input_shape=_input_shape, tasks=frozenset({"classification", "regression"}),
+    thumbnail=thumbnail, variants=variants,
+    presets=("tfp-circle", "xor", "gauss", "spiral", "spiral3", "moons", "plane", "multigauss"),
+    plane=Plane(DOMAIN, lambda spec, points: features(points, spec.features)),
+))

@@ -1,0 +1,167 @@
+"""One place for checking a spec: parse and validate it, load it from JSON, check its graph against the
+dataset and the head rules (output units and activation per task, loss pairing), and diagnose drafts."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from pydantic import ValidationError
+
+from .datasets import input_shape as dataset_input_shape
+from .errors import GraphError, SpecError, format_pydantic
+from .graph import GraphInfo, _arity, analyse, node_params, to_networkx
+from .head import Head
+from .ops import OPS, Params, Shape, ShapeError, fmt_shape
+from .spec import ModelSpec, SessionSpec, migrate
+
+# Which output activations suit which task, and the losses each takes.
+HEADS = {
+    ("classification", "softmax"): {"cross_entropy", "mse"},
+    ("classification", "sigmoid"): {"bce", "mse"},
+    ("classification", "tanh"): {"mse"},
+    ("classification", "linear"): {"bce", "mse"},
+    ("regression", "tanh"): {"mse"},
+    ("regression", "linear"): {"mse"},
+}
+
+
+def parse_spec(data: Any) -> SessionSpec:
+    """Validate a spec dict (any known version) and its model graph; raise SpecError naming the field."""
+    if not isinstance(data, dict):
+        raise SpecError("spec", f"must be a JSON object, got {type(data).__name__}")
+    data = migrate(data)
+    try:
+        spec = SessionSpec.model_validate(data)
+    except ValidationError as exc:
+        raise format_pydantic(exc) from None
+    check_spec(spec)
+    return spec
+
+
+def load_spec_json(path: str | Path) -> SessionSpec:
+    """Read and validate a spec JSON file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path.name, f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(path.name, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+    return parse_spec(data)
+
+
+def check_spec(spec: SessionSpec) -> GraphInfo:
+    """Validate the model graph against the dataset, the head and the loss."""
+    info = analyse(spec.model, dataset_input_shape(spec.dataset))
+    out = info.nodes[info.output_id]
+    act = out.params.activation  # type: ignore[attr-defined]
+    task = spec.dataset.task
+    path = f"model.nodes[{out.index}].params.activation"
+    losses = HEADS.get((task, act))
+    if losses is None:
+        raise SpecError(path, f"{act} does not suit {task}; use {' or '.join(a for t, a in HEADS if t == task)}")
+    if act in ("sigmoid", "tanh", "linear") and task == "classification" and spec.dataset.n_classes != 2:
+        raise SpecError(path, f"{act} separates two classes but this dataset has {spec.dataset.n_classes}; use softmax")
+    if spec.loss not in losses:
+        raise SpecError("loss", f"{spec.loss} does not fit a {act} output; use {' or '.join(sorted(losses))}")
+    if info.total_params == 0:
+        raise GraphError("model", "the network has no trainable parameters: add a dense layer")
+    units = Head.of(spec).units
+    if out.shape != (units,):
+        feeder = info.nodes[out.inputs[0]]
+        raise GraphError(
+            f"model.nodes[{out.index}]",
+            f"{out.id} expects {fmt_shape((units,))} but gets {fmt_shape(out.shape)}: "
+            f"give {feeder.id} {units} unit{'s' if units > 1 else ''}",
+        )
+    return info
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What an editor shows for a draft graph: every shape it can infer, each block's own error, and the first
+    problem that keeps the whole from training (None when it is valid)."""
+
+    shapes: dict[str, Shape]
+    counts: dict[str, int]
+    errors: dict[str, str]
+    problem: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.problem is None
+
+
+def diagnose(model: ModelSpec, spec: SessionSpec | None = None, input_shape: Shape | None = None) -> Diagnosis:
+    """Check a draft graph without stopping at the first error; against the session's dataset and head when
+    ``spec`` is given (the draft replaces its model), otherwise against ``input_shape`` or the declared one."""
+    shapes: dict[str, Shape] = {}
+    counts: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    try:
+        g = to_networkx(model)
+    except GraphError as exc:
+        return Diagnosis(shapes, counts, errors, exc.why)
+    params: dict[str, Params] = {}
+    for i, node in enumerate(model.nodes):
+        try:
+            params[node.id] = node_params(model, i)
+        except SpecError as exc:
+            errors[node.id] = _local(exc)
+    if spec is not None:
+        input_shape = dataset_input_shape(spec.dataset)
+    if nx.is_directed_acyclic_graph(g):
+        for n in nx.topological_sort(g):
+            if n not in params:
+                continue
+            op, preds = OPS[g.nodes[n]["op"]], list(g.predecessors(n))
+            wrong = _arity(op, len(preds))
+            if wrong:
+                errors[n] = wrong
+                continue
+            if any(p not in shapes for p in preds):
+                continue
+            in_shapes = [shapes[p] for p in preds]
+            if op.name == "input":
+                declared = params[n].shape  # type: ignore[attr-defined]
+                # A declared shape wins here so a template shows its own shapes; a clash with the dataset is
+                # the input block's error, from the full check below.
+                shape = declared if declared is not None else input_shape
+                if shape is None:
+                    errors[n] = "declare the input's shape (no dataset gives it one)"
+                    continue
+                shapes[n] = tuple(shape)
+                counts[n] = 0
+                continue
+            try:
+                shapes[n] = op.shape(params[n], in_shapes)
+            except ShapeError as exc:
+                errors[n] = str(exc)
+                continue
+            counts[n] = op.count(params[n], in_shapes)
+    try:
+        if spec is not None:
+            check_spec(spec.model_copy(update={"model": model}))
+        else:
+            analyse(model, input_shape)
+    except SpecError as exc:
+        m = re.match(r"model\.nodes\[(\d+)\]", exc.what)
+        if m and int(m.group(1)) < len(model.nodes):
+            node_id = model.nodes[int(m.group(1))].id
+            errors.setdefault(node_id, _local(exc).removeprefix(f"{node_id} "))
+        return Diagnosis(shapes, counts, errors, exc.why if m or exc.what.startswith("model") else str(exc))
+    return Diagnosis(shapes, counts, errors, None)
+
+
+def _local(exc: SpecError) -> str:
+    """A node's error without the path up to the node: ``units: must be ≥ 1``."""
+    field = re.sub(r"^model\.nodes\[\d+\]\.?(params\.)?", "", exc.what)
+    return f"{field}: {exc.why}" if field else exc.why
+
+

@@ -1,0 +1,98 @@
+"""The probe registry: a probe computes named arrays from (model, data, request), with no Qt, for the views
+to draw and for scripts and tests to check (``python -m engine probe``). Adding a probe is one module that
+registers a ``Probe`` and one test; the trainer runs whichever probes the views ask for."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from ..datasets import Dataset
+    from ..graph import GraphInfo, GraphModule
+    from ..head import Head
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    """What the caller asks about beyond the model: one sample, one layer (each probe says which it takes)."""
+
+    sample: int | None = None
+    layer: str | None = None
+
+
+@dataclass
+class ProbeContext:
+    """What probes compute from. Forward passes are cached per input for one round of probes."""
+
+    model: GraphModule
+    head: Head
+    data: Dataset
+    dataset_spec: Any
+    x_train: torch.Tensor  # the training inputs, on the model's device
+    t_train: torch.Tensor  # the training targets as the loss expects them
+    settings: Any  # the session's Training settings (probe_grid, neuron_grid, ...)
+    _cache: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+
+    @torch.no_grad()
+    def forward_all(self, key: str, x: torch.Tensor | Callable[[], torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every node's output for ``x`` in eval mode, computed once per round under ``key``."""
+        if key not in self._cache:
+            inputs = x() if callable(x) else x
+            with self.model.evaluating():
+                self._cache[key] = self.model.forward_all(inputs)
+        return self._cache[key]
+
+    def fresh(self) -> ProbeContext:
+        """The same context with an empty cache (the model has changed since)."""
+        self._cache = {}
+        return self
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One probe's arrays at one step: owned numpy copies, never mutated, so snapshots may share them."""
+
+    name: str
+    step: int
+    arrays: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe: which models and data it applies to, and how it computes its arrays."""
+
+    name: str
+    doc: str
+    applies: Callable[[GraphInfo, Any], bool]  # (model graph, dataset spec) -> bool
+    compute: Callable[[ProbeContext, ProbeRequest], dict[str, np.ndarray]]
+    takes: frozenset[str] = frozenset()  # which ProbeRequest fields it reads ("sample", "layer")
+
+
+PROBES: dict[str, Probe] = {}
+
+
+def register(probe: Probe) -> Probe:
+    if probe.name in PROBES:
+        raise ValueError(f"probe {probe.name} is registered twice")
+    PROBES[probe.name] = probe
+    return probe
+
+
+def applicable(info: GraphInfo, dataset_spec: Any) -> list[str]:
+    """The names of the probes that apply to this model and dataset, in registration order."""
+    return [name for name, p in PROBES.items() if p.applies(info, dataset_spec)]
+
+
+def run_probe(ctx: ProbeContext, name: str, step: int, request: ProbeRequest | None = None) -> ProbeResult:
+    """Compute one probe now (callers hold the model still: between steps)."""
+    arrays = PROBES[name].compute(ctx, request or ProbeRequest())
+    return ProbeResult(name, step, arrays)
+
+
+def own(t: torch.Tensor) -> np.ndarray:
+    """An owned float32 numpy copy of a tensor (``Tensor.numpy()`` shares storage)."""
+    return np.ascontiguousarray(t.detach().to("cpu", torch.float32).numpy()).copy()

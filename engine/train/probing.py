@@ -1,0 +1,67 @@
+"""Probe scheduling: run the probes someone asked for, spaced so they cost a small share of training time."""
+from __future__ import annotations
+
+import threading
+import time
+
+from ..probes import PROBES, ProbeContext, ProbeResult, run_probe
+
+PROBE_BUDGET = 0.03  # automatic probes take at most this share of training time
+PROBE_MIN_INTERVAL = 1 / 12  # and come at most 12 times a second: each one is redrawn by several views
+
+
+class ProbeScheduler:
+    """Holds which probes are wanted (settable from any thread) and when the next round is due."""
+
+    def __init__(self, ctx: ProbeContext, applicable: list[str], every: int) -> None:
+        self.ctx = ctx
+        self.applicable = applicable
+        self.every = every  # steps between rounds; 0 = automatic, by time budget
+        self._wanted: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+        self.results: dict[str, ProbeResult] = {}
+        self._next_step = 0
+        self._next_time = 0.0  # perf_counter time before which automatic rounds wait
+        self.seconds = 0.0
+        self.rounds = 0
+
+    def want(self, names: set[str] | frozenset[str]) -> None:
+        """Ask for these probes from now on (names that do not apply are ignored); safe from any thread."""
+        unknown = set(names) - set(PROBES)
+        if unknown:
+            raise KeyError(f"unknown probe {min(unknown)} (known: {', '.join(PROBES)})")
+        with self._lock:
+            self._wanted = frozenset(n for n in names if n in self.applicable)
+
+    @property
+    def wanted(self) -> frozenset[str]:
+        return self._wanted
+
+    def missing(self, step: int) -> bool:
+        """True when a wanted probe has no result for this step."""
+        return any(n not in self.results or self.results[n].step != step for n in self._wanted)
+
+    def due(self, step: int) -> bool:
+        return bool(self._wanted) and step >= self._next_step and time.perf_counter() >= self._next_time
+
+    def run(self, step: int) -> None:
+        """One round of every wanted probe (the caller holds the model still)."""
+        names = self._wanted
+        if not names:
+            return
+        t = time.perf_counter()
+        self.ctx.fresh()
+        self.results = {**{n: r for n, r in self.results.items() if n in names},
+                        **{n: run_probe(self.ctx, n, step) for n in names}}
+        spent = time.perf_counter() - t
+        self.seconds += spent
+        self.rounds += 1
+        every = self.every
+        if every == 0:
+            # Space rounds in time so they cost ≤ PROBE_BUDGET of it, however fast or slow the steps are. A
+            # slow one-off (the first call warms torch up) should not hold the next back: use the mean if
+            # lower, and never wait more than a second.
+            cost = min(spent, self.seconds / self.rounds)
+            self._next_time = time.perf_counter() + min(max(cost / PROBE_BUDGET, PROBE_MIN_INTERVAL), 1.0)
+            every = 1
+        self._next_step = step + every
