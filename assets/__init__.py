@@ -1,0 +1,1 @@
+"""Data files shipped with DL Playground (presets, ...), found through importlib.resources."""
