@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from engine.check import parse_spec
-from engine.optimizers import SGD, Adam
+from engine.optimizers import OPTIMIZERS, SGD, Adam
 from engine.presets import load_preset, mlp
 from engine.schedules import Cosine, Exponential, StepDecay, WarmupCosine, lr_factor
 from engine.session import load_session, save_session
@@ -199,7 +199,7 @@ def test_gradient_clipping_scales_the_step():
         torch.testing.assert_close(tr.model.state_dict()[k], before + steps[k] * scale, rtol=1e-4, atol=1e-8)
 
 
-@pytest.mark.parametrize("kind", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("kind", sorted(OPTIMIZERS))
 def test_every_optimizer_lowers_the_loss(kind):
     lr = {"sgd": 0.03, "momentum": 0.01, "nesterov": 0.01, "adagrad": 0.05}.get(kind, 0.01)
     extra = {"regularization": {"weight_decay": 0.01}} if kind == "adamw" else {}
