@@ -2,7 +2,6 @@
 dataset and the head rules (output units and activation per task, loss pairing), and diagnose drafts."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +10,14 @@ from typing import Any
 import networkx as nx
 from pydantic import ValidationError
 
+from . import safejson
 from .datasets import input_shape as dataset_input_shape
 from .errors import GraphError, SpecError, format_pydantic
 from .graph import GraphInfo, _arity, analyse, node_params, to_networkx
 from .head import Head
 from .ops import OPS, Params, Shape, ShapeError, fmt_shape
+from .safejson import check_tree
+from .schema import validate_strict
 from .spec import ModelSpec, SessionSpec, migrate
 
 # Which output activations suit which task, and the losses each takes.
@@ -30,12 +32,14 @@ HEADS = {
 
 
 def parse_spec(data: Any) -> SessionSpec:
-    """Validate a spec dict (any known version) and its model graph; raise SpecError naming the field."""
+    """Validate a spec dict (any known version) and its model graph; raise SpecError naming the field. No
+    coercion: a boolean is not a number, a string is not a float; non-finite numbers are refused."""
     if not isinstance(data, dict):
         raise SpecError("spec", f"must be a JSON object, got {type(data).__name__}")
+    check_tree(data, "")
     data = migrate(data)
     try:
-        spec = SessionSpec.model_validate(data)
+        spec = validate_strict(SessionSpec, data)
     except ValidationError as exc:
         raise format_pydantic(exc) from None
     check_spec(spec)
@@ -46,14 +50,10 @@ def load_spec_json(path: str | Path) -> SessionSpec:
     """Read and validate a spec JSON file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path.name, f"cannot read: {exc.strerror if isinstance(exc, OSError) else exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(path.name, f"not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
-    return parse_spec(data)
+        text = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(str(path), f"cannot read: {exc.strerror or exc}") from None
+    return parse_spec(safejson.loads(text, str(path)))
 
 
 def check_spec(spec: SessionSpec) -> GraphInfo:

@@ -5,21 +5,25 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .check import check_spec, load_spec_json
-from .errors import EngineError, SpecError
+from .errors import EngineError, SessionFileError, SpecError
 from .ops import OPS, fmt_shape
 from .presets import load_preset, preset_names
 from .session import Session, atomic_write, is_session_file, load_session, save_session
 from .spec import SessionSpec
 
 EXIT_OK, EXIT_INVALID, EXIT_DIVERGED = 0, 2, 3
+EXIT_INTERRUPTED = 130  # Ctrl+C: paused at a step boundary and saved (with --out), as shells report SIGINT
+EXIT_PIPE = 141  # the reader of our output went away (`| head`): end quietly, as shells report SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,12 +35,14 @@ class _Parser(argparse.ArgumentParser):
 def resolve(source: str) -> Session:
     """A preset name, a spec JSON file or a .dlp session file, loaded and validated."""
     path = Path(source)
+    if path.is_dir():
+        raise SessionFileError(source, "is a folder; give a .dlp session, a spec .json or a preset name")
     if path.is_file():
-        if is_session_file(path):
-            return load_session(path)
+        if is_session_file(path) or path.suffix.lower() == ".dlp":
+            return load_session(path)  # a .dlp that is not a zip is "not a DL Playground session", not bad JSON
         return Session(load_spec_json(path), None, {})
     if path.suffix in (".json", ".dlp") or "/" in source or "\\" in source:
-        raise SpecError(path.name, "no such file")
+        raise SpecError(source, "no such file")
     return Session(load_preset(source), None, {})
 
 
@@ -214,42 +220,49 @@ def cmd_train(args: argparse.Namespace) -> int:
         bar = tqdm(total=total, unit=unit, file=sys.stderr, mininterval=0.25, dynamic_ncols=True,
                    desc=spec.name or "train")
     t0 = time.perf_counter()
-    interrupted = []
+    stop = threading.Event()
+    interrupts: list[int] = []
 
     def on_sigint(signum: int, frame: object) -> None:
-        # Stop at the next step boundary so what gets saved is consistent; a second Ctrl+C aborts.
-        interrupted.append(signum)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Pause at the next step boundary, then save what that boundary holds. Further Ctrl+C only say to
+        # wait: an interrupted save would leave no file (the old one stays), so the save is let finish.
+        interrupts.append(signum)
+        stop.set()
+        if len(interrupts) == 2:
+            print("pausing and saving; one moment", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        for snap in trainer.run(**limit, snapshot_every=0.1):
+        for snap in trainer.run(**limit, snapshot_every=0.1, stop=stop):
             if bar is not None:
                 bar.n = (snap.step - start_step) if unit == "step" else (snap.epoch - start_epoch)
                 if len(snap.step_loss):
                     bar.set_postfix(loss=f"{snap.step_loss[-1]:.4f}", refresh=False)
                 bar.refresh()
-            if interrupted:
-                break
-    finally:
-        signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
-    wall = time.perf_counter() - t0
-    final = trainer.evaluate()
-    if args.out:
-        save_session(args.out, trainer.spec, trainer.checkpoint(), ui=session.ui)
-    if args.metrics_json:
-        _write_metrics(Path(args.metrics_json), trainer, final, wall)
+            bar = None
+        wall = time.perf_counter() - t0
+        final = trainer.evaluate()
+        if args.out:
+            save_session(args.out, trainer.spec, trainer.checkpoint(), ui=session.ui)
+        if args.metrics_json:
+            _write_metrics(Path(args.metrics_json), trainer, final, wall)
+    finally:
+        # After a Ctrl+C the command is ending: later presses are ignored, not raised during the exit.
+        signal.signal(signal.SIGINT, signal.SIG_IGN if interrupts else previous)
+        if bar is not None:
+            bar.close()
     if not args.quiet:
         acc = f", test accuracy {final['test_accuracy']:.1%}" if "test_accuracy" in final else ""
         print(f"epoch {trainer.epoch}, step {trainer.step}: train loss {final['train_loss']:.4g}, "
               f"test loss {final['test_loss']:.4g}{acc} ({wall:.1f} s)")
     if trainer.status in ("diverged", "early_stopped"):
         print(trainer.message, file=sys.stderr)
-    if interrupted:
-        print("interrupted" + (f"; saved to {args.out}" if args.out else ""), file=sys.stderr)
-        return 130
+    if interrupts:
+        print(f"interrupted: paused at epoch {trainer.epoch}, step {trainer.step}"
+              + (f"; saved to {args.out}" if args.out else " (nothing saved: no --out)"), file=sys.stderr)
+        return EXIT_INTERRUPTED
     return EXIT_DIVERGED if trainer.status == "diverged" else EXIT_OK
 
 
@@ -310,7 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: --{flag.replace('_', '-')}: {value} is out of range", file=sys.stderr)
             return EXIT_INVALID
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit as an "Exception ignored" message
+        return code
     except EngineError as exc:
         print(f"error: {exc.what}: {exc.why}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_PIPE

@@ -13,6 +13,7 @@ from torch import nn
 
 from .errors import GraphError, format_pydantic
 from .ops import OPS, BuildContext, Op, Params, Shape, ShapeError, fmt_shape
+from .schema import validate_strict
 
 if TYPE_CHECKING:
     from .spec import ModelSpec
@@ -79,7 +80,7 @@ def node_params(model: ModelSpec, index: int) -> Params:
     if op is None:
         raise GraphError(f"{path}.op", f"unknown op '{node.op}' (known: {', '.join(sorted(OPS))})")
     try:
-        return op.params.model_validate(node.params)
+        return validate_strict(op.params, node.params)  # no coercion: `units: true` is not 1
     except ValidationError as exc:
         raise format_pydantic(exc, f"{path}.params") from None
 

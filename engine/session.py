@@ -5,6 +5,8 @@ bounded before anything is read, and every member's SHA-256 is checked against t
 """
 from __future__ import annotations
 
+import copy
+import glob
 import hashlib
 import io
 import json
@@ -12,6 +14,7 @@ import math
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +27,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from . import safejson
 from .check import parse_spec
-from .errors import SessionFileError, SpecError
+from .errors import EngineError, SessionFileError, SpecError
+from .fit import RNG_STATE, Reference, check_optimizer, check_rng, check_tensors, reference
+from .schema import validate_strict
 from .spec import SessionSpec, spec_to_dict
 from .train.checkpoint import Checkpoint
 from .train.history import HISTORY_KEYS
@@ -38,11 +44,12 @@ MAX_MANIFEST = 16 << 20
 MAX_MEMBER = 1 << 30
 MAX_TOTAL = 2 << 30
 MAX_RATIO = 200  # tensors are stored uncompressed; a member inflating more than this is a zip bomb
+CHUNK = 1 << 20  # members inflate in chunks of this size, counted against their declared size
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamps: the same session saves to the same bytes
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class MemberInfo(_Strict):
@@ -51,8 +58,8 @@ class MemberInfo(_Strict):
 
 
 class RunState(_Strict):
-    step: int = Field(ge=0)
-    epoch: int = Field(ge=0)
+    step: int = Field(ge=0, le=10**12)
+    epoch: int = Field(ge=0, le=10**12)
     batch_index: int = Field(ge=0)
     elapsed: float = Field(ge=0)
     status: Literal["ready", "running", "paused", "finished", "diverged", "early_stopped"]
@@ -139,11 +146,22 @@ def _tensors(tensors: dict[str, torch.Tensor]) -> bytes:
     return st_save({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()})
 
 
+TEMP_SUFFIX = ".dlp-tmp"
+
+
+def temp_prefix(path: Path) -> str:
+    """Temp files beside ``path`` are named ``.NAME.PID.RANDOM.dlp-tmp``: recognisable, and their writer known."""
+    return f".{path.name}.{os.getpid()}."
+
+
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write via a temp file in the target folder, fsync, then os.replace; raise SessionFileError on failure."""
+    """Write via a temp file in the target folder, fsync, then os.replace; raise SessionFileError on failure.
+    The temp file is removed on every failure path (an interrupt too); a kill -9 leaves one behind, which the
+    next open or save of the same file removes."""
     tmp = None
+    clean_stale_temps(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -155,13 +173,42 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         tmp = None
         _fsync_dir(path.parent)
     except OSError as exc:
-        raise SessionFileError(path.name, f"cannot save ({exc.strerror or exc}); the previous file is unchanged") from None
+        raise SessionFileError(str(path), f"cannot save ({exc.strerror or exc}); the previous file is unchanged") from None
     finally:
         if tmp is not None:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
+
+
+def clean_stale_temps(path: Path) -> int:
+    """Remove temp files beside ``path`` left by saves whose process is gone; returns how many."""
+    removed = 0
+    try:
+        candidates = list(path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"))
+    except OSError:
+        return 0
+    for tmp in candidates:
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            try:
+                tmp.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """True when a process with this id exists (then its save may still be under way)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -202,63 +249,82 @@ def is_session_file(path: str | Path) -> bool:
 
 
 def load_session(path: str | Path) -> Session:
-    """Read and verify a .dlp; raise SessionFileError (or SpecError) with a one-line reason."""
+    """Read and verify a .dlp; raise SessionFileError (naming the file, the member and the field) whatever it
+    holds. Limits are checked before work is done, and everything the next step and save use is checked."""
     path = Path(path)
-    name = path.name
+    name = str(path)
+    clean_stale_temps(path)
+    try:
+        return _load(path, name)
+    except EngineError:
+        raise
+    except MemoryError:
+        raise SessionFileError(name, "too large to read into memory") from None
+    except Exception as exc:  # noqa: BLE001 — the loader's promise: only the engine's own error comes out
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise SessionFileError(name, f"unreadable ({type(exc).__name__}{': ' + why if why else ''})") from None
+
+
+def _load(path: Path, name: str) -> Session:
+    if path.is_dir():
+        raise SessionFileError(name, "is a folder, not a session file")
     try:
         zf = zipfile.ZipFile(path)
     except FileNotFoundError:
         raise SessionFileError(name, "no such file") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
         raise SessionFileError(name, f"not a DL Playground session (unreadable zip: {exc})") from None
     with zf:
-        raw = _read_members(zf, name)
-    try:
-        manifest_data = json.loads(raw.pop(MANIFEST).decode("utf-8"))
-        manifest = Manifest.model_validate(manifest_data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SessionFileError(name, f"manifest.json is not valid JSON ({exc})") from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"])
-        raise SessionFileError(name, f"manifest.json: {where}: {err['msg']}") from None
-    if manifest.format_version > SESSION_FORMAT:
-        raise SessionFileError(name, f"session format {manifest.format_version} is newer than this DL Playground "
-                                     f"reads ({SESSION_FORMAT}); update it")
-    if manifest.format_version < 1:
-        raise SessionFileError(name, f"unknown session format {manifest.format_version}")
-    for member, data in raw.items():
-        expected = manifest.members.get(member)
-        if expected is None:
-            raise SessionFileError(name, f"member {member} is not listed in the manifest")
-        if hashlib.sha256(data).hexdigest() != expected.sha256 or len(data) != expected.size:
-            raise SessionFileError(name, f"member {member} is corrupt (checksum mismatch)")
-    missing = sorted(set(manifest.members) - set(raw))
-    if missing:
-        raise SessionFileError(name, f"member {missing[0]} is listed in the manifest but missing")
-    try:
-        spec = parse_spec(manifest.spec)
-    except SpecError as exc:
-        raise SessionFileError(name, f"spec: {exc}") from None
-    checkpoint = None
-    if manifest.state is not None:
-        checkpoint = _checkpoint(name, spec, manifest.state, raw)
-    return Session(spec, checkpoint, manifest.ui)
+        infos = _check_infos(zf, name)
+        manifest = _manifest(zf, infos[MANIFEST], name)
+        for member in infos:
+            if member != MANIFEST and member not in manifest.members:
+                raise SessionFileError(name, f"member {member} is not listed in the manifest")
+        missing = sorted(set(manifest.members) - set(infos))
+        if missing:
+            raise SessionFileError(name, f"member {missing[0]} is listed in the manifest but missing")
+        try:
+            spec = parse_spec(manifest.spec)
+        except SpecError as exc:
+            raise SessionFileError(name, f"spec: {exc}") from None
+        if manifest.state is None:
+            return Session(spec, None, manifest.ui)
+        ref = reference(spec)
+        caps = _member_caps(ref, manifest.state)
+        raw = {}
+        for member, info in infos.items():
+            if member == MANIFEST:
+                continue
+            listed = manifest.members[member]
+            if info.file_size != listed.size:
+                raise SessionFileError(name, f"member {member} is corrupt (its size differs from the manifest's)")
+            if info.file_size > caps[member]:
+                raise SessionFileError(name, f"member {member} is {info.file_size:,} bytes; this network's state "
+                                             f"takes at most {caps[member]:,}")
+            data = _inflate(zf, info, name)
+            if hashlib.sha256(data).hexdigest() != listed.sha256:
+                raise SessionFileError(name, f"member {member} is corrupt (checksum mismatch)")
+            raw[member] = data
+    return Session(spec, _checkpoint(name, spec, ref, manifest.state, raw), manifest.ui)
 
 
-def _read_members(zf: zipfile.ZipFile, name: str) -> dict[str, bytes]:
-    infos = zf.infolist()
-    seen: set[str] = set()
+def _check_infos(zf: zipfile.ZipFile, name: str) -> dict[str, zipfile.ZipInfo]:
+    """Member names, methods and declared sizes, checked from the headers before anything is inflated."""
+    infos: dict[str, zipfile.ZipInfo] = {}
     total = 0
-    for info in infos:
+    for info in zf.infolist():
         member = info.filename
         if member.startswith(("/", "\\")) or ".." in member.replace("\\", "/").split("/") or ":" in member:
             raise SessionFileError(name, f"member {member!r} has an unsafe path")
         if member not in ALLOWED:
             raise SessionFileError(name, f"unexpected member {member!r} (a session holds only {', '.join(sorted(ALLOWED))})")
-        if member in seen:
+        if member in infos:
             raise SessionFileError(name, f"member {member} appears twice")
-        seen.add(member)
+        if info.flag_bits & 0x1:
+            raise SessionFileError(name, f"member {member} is encrypted; sessions are never encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise SessionFileError(name, f"member {member} uses compression method {info.compress_type}; sessions "
+                                         "use only stored or deflate")
         limit = MAX_MANIFEST if member == MANIFEST else MAX_MEMBER
         if info.file_size > limit:
             raise SessionFileError(name, f"member {member} is too large ({info.file_size:,} bytes; limit {limit:,})")
@@ -268,53 +334,123 @@ def _read_members(zf: zipfile.ZipFile, name: str) -> dict[str, bytes]:
         total += info.file_size
         if total > MAX_TOTAL:
             raise SessionFileError(name, f"members add up to more than {MAX_TOTAL:,} bytes")
-    if MANIFEST not in seen:
+        infos[member] = info
+    if MANIFEST not in infos:
         raise SessionFileError(name, "not a DL Playground session (no manifest.json)")
-    raw = {}
-    for info in infos:
-        try:
-            with zf.open(info) as f:
-                data = f.read(info.file_size + 1)  # never trust the header beyond its own claim
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-            raise SessionFileError(name, f"member {info.filename} is unreadable ({exc})") from None
-        if len(data) != info.file_size:
-            raise SessionFileError(name, f"member {info.filename} is not the size its header says")
-        raw[info.filename] = data
-    return raw
+    return infos
+
+
+def _inflate(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+    """A member's bytes, inflated in chunks and never past the size its header declares."""
+    chunks, got = [], 0
+    try:
+        with zf.open(info) as f:
+            while True:
+                chunk = f.read(min(CHUNK, info.file_size + 1 - got))
+                if not chunk:
+                    break
+                got += len(chunk)
+                if got > info.file_size:
+                    raise SessionFileError(name, f"member {info.filename} inflates past the size its header says")
+                chunks.append(chunk)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
+        raise SessionFileError(name, f"member {info.filename} is unreadable ({exc})") from None
+    if got != info.file_size:
+        raise SessionFileError(name, f"member {info.filename} is not the size its header says")
+    return b"".join(chunks)
+
+
+def _manifest(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Manifest:
+    try:
+        data = safejson.loads(_inflate(zf, info, name), MANIFEST, SessionFileError)
+    except SessionFileError as exc:
+        if exc.what != MANIFEST:
+            raise
+        raise SessionFileError(name, f"manifest.json: {exc.why}") from None
+    if not isinstance(data, dict):
+        raise SessionFileError(name, "manifest.json must hold a JSON object")
+    try:
+        manifest = validate_strict(Manifest, data)
+        safejson.check_tree(manifest.ui, "ui", SessionFileError)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise SessionFileError(name, f"manifest.json: {where}: {err['msg']}") from None
+    except SessionFileError as exc:
+        raise SessionFileError(name, f"manifest.json: {exc.what}: {exc.why}") from None
+    if manifest.format_version > SESSION_FORMAT:
+        raise SessionFileError(name, f"session format {manifest.format_version} is newer than this DL Playground "
+                                     f"reads ({SESSION_FORMAT}); update it")
+    if manifest.format_version < 1:
+        raise SessionFileError(name, f"unknown session format {manifest.format_version}")
+    return manifest
+
+
+def _member_caps(ref: Reference, state: RunState) -> dict[str, int]:
+    """The largest each member can be for this network and run: nothing bigger is inflated (zip bombs)."""
+    slack = 1 << 16  # safetensors' JSON header: names, shapes and offsets
+    weights = ref.weight_bytes() + slack
+    return {
+        "weights.safetensors": weights, "best_weights.safetensors": weights,
+        "optimizer.safetensors": ref.state_bytes() + slack + 256 * len(ref.state),
+        "rng.safetensors": 2 * RNG_STATE.numel() + 8 * ref.n_train + slack,
+        "history.safetensors": 8 * (state.step + 4 * state.epoch) + slack,
+    }
 
 
 def _load_tensors(name: str, member: str, raw: dict[str, bytes]) -> dict[str, torch.Tensor]:
     try:
         return st_load(raw[member])
-    except (SafetensorError, ValueError, RuntimeError, TypeError) as exc:
+    except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
         raise SessionFileError(name, f"member {member} is not a valid safetensors file ({exc})") from None
 
 
-def _checkpoint(name: str, spec: SessionSpec, state: RunState, raw: dict[str, bytes]) -> Checkpoint:
+def _checkpoint(name: str, spec: SessionSpec, ref: Reference, state: RunState, raw: dict[str, bytes]) -> Checkpoint:
     for member in ("weights", "optimizer", "rng", "history"):
         if f"{member}.safetensors" not in raw:
             raise SessionFileError(name, f"member {member}.safetensors is missing")
-    opt_tensors = _load_tensors(name, "optimizer.safetensors", raw)
+    if state.batch_index >= ref.steps_per_epoch:
+        raise SessionFileError(name, f"manifest.json: state.batch_index {state.batch_index} is outside an epoch "
+                                     f"of {ref.steps_per_epoch} steps")
+    if state.early_best_epoch > state.epoch or state.early_wait > state.epoch:
+        raise SessionFileError(name, "manifest.json: state.early_best_epoch and early_wait cannot pass the epoch")
+    weights = _load_tensors(name, "weights.safetensors", raw)
+    check_tensors(name, "weights.safetensors", weights, ref.weights)
+    best = None
+    if "best_weights.safetensors" in raw:
+        best = _load_tensors(name, "best_weights.safetensors", raw)
+        check_tensors(name, "best_weights.safetensors", best, ref.weights)
     opt_state: dict[int, dict[str, Any]] = {}
-    try:
-        for key, value in opt_tensors.items():
-            pid, entry = key.split(".", 1)
-            opt_state.setdefault(int(pid), {})[entry] = value
-        for pid, entries in state.optimizer_scalars.items():
-            opt_state.setdefault(int(pid), {}).update(entries)
-    except ValueError:
-        raise SessionFileError(name, "optimizer state has malformed keys") from None
-    history = {k: v.numpy().astype(np.float64) for k, v in _load_tensors(name, "history.safetensors", raw).items()
-               if k in HISTORY_KEYS}
-    best = raw.get("best_weights.safetensors")
+    for key, value in _load_tensors(name, "optimizer.safetensors", raw).items():
+        pid, _, entry = key.partition(".")
+        if not pid.isdigit() or len(pid) > 9 or not entry:
+            raise SessionFileError(name, f"member optimizer.safetensors: malformed key {key!r}")
+        opt_state.setdefault(int(pid), {})[entry] = value
+    for pid, entries in state.optimizer_scalars.items():
+        if not pid.isdigit() or len(pid) > 9:
+            raise SessionFileError(name, f"manifest.json: state.optimizer_scalars: malformed key {pid!r}")
+        opt_state.setdefault(int(pid), {}).update(entries)
+    check_optimizer(name, ref, opt_state)
+    rng = _load_tensors(name, "rng.safetensors", raw)
+    check_rng(name, ref, rng)
+    history = {}
+    stored = _load_tensors(name, "history.safetensors", raw)
+    if set(stored) != set(HISTORY_KEYS):
+        raise SessionFileError(name, f"member history.safetensors must hold exactly {', '.join(HISTORY_KEYS)}")
+    for key, t in stored.items():
+        want = state.step if key == "step_loss" else state.epoch
+        if t.dtype not in (torch.float64, torch.float32) or t.shape != (want,):
+            raise SessionFileError(name, f"member history.safetensors: {key} is {t.dtype} {tuple(t.shape)}; the "
+                                         f"run's {state.step} steps and {state.epoch} epochs need float64 ({want},)")
+        history[key] = t.numpy().astype(np.float64)
     return Checkpoint(
         spec=spec, step=state.step, epoch=state.epoch, batch_index=state.batch_index, elapsed=state.elapsed,
-        status=state.status, message=state.message,
-        weights=_load_tensors(name, "weights.safetensors", raw),
-        optimizer={"state": opt_state, "param_groups": state.optimizer_groups},
-        rng=_load_tensors(name, "rng.safetensors", raw),
+        status=state.status, message=state.message, weights=weights,
+        # Groups follow from the spec (hyper-parameters, torch's flags), so the reference's are used: a file's
+        # own could flip amsgrad or hold a scalar where torch wants a pair, and crash the next step.
+        optimizer={"state": opt_state, "param_groups": copy.deepcopy(ref.groups)},
+        rng=rng,
         early={"best": math.inf if state.early_best is None else state.early_best,
                "best_epoch": state.early_best_epoch, "wait": state.early_wait},
-        best_weights=None if best is None else _load_tensors(name, "best_weights.safetensors", raw),
-        history=history,
+        best_weights=best, history=history,
     )

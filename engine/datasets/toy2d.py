@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator, model_validator
@@ -34,13 +34,14 @@ class Toy2D(Strict):
     classes: int = Field(2, ge=2, le=6, description="number of classes (spiral3 only)")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _regression_default_size(cls, data: Any) -> Any:
-        # TensorFlow Playground draws 500 points for classification and 1,200 for regression.
-        if isinstance(data, dict) and "samples" not in data and data.get("name") in REGRESSION_DATASETS:
-            return {**data, "samples": 1200}
-        return data
+    @model_validator(mode="after")
+    def _regression_default_size(self) -> Toy2D:
+        # TensorFlow Playground draws 500 points for classification and 1,200 for regression. An after-validator
+        # (a before-validator would hand strict JSON parsing Python lists where it wants arrays); the model is
+        # frozen, so the default is set through object.__setattr__ while it is being built.
+        if "samples" not in self.model_fields_set and self.name in REGRESSION_DATASETS:
+            object.__setattr__(self, "samples", 1200)
+        return self
 
     @field_validator("features")
     @classmethod

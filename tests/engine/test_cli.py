@@ -170,17 +170,36 @@ def test_engine_import_pulls_in_no_qt():
     assert p.returncode == 0, p.stdout + p.stderr
 
 
-def test_ctrl_c_stops_at_a_step_boundary_and_saves(tmp_path):
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_pauses_saves_and_exits_130(tmp_path, presses):
     import signal
     import time
     out = tmp_path / "int.dlp"
     proc = subprocess.Popen([sys.executable, "-m", "engine", "train", "tfp-circle", "--epochs", "100000",
                              "--out", str(out), "--quiet"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     time.sleep(8)  # torch import plus some training
-    proc.send_signal(signal.SIGINT)
+    for _ in range(presses):  # a second Ctrl+C 20 ms later lands during the pause or the save
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.02)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
-    assert "interrupted; saved to" in err
+    assert "Traceback" not in err and "interrupted: paused at epoch" in err and "saved to" in err
     d = json.loads(run("info", out, "--json", check_rc=0).stdout)
-    assert d["steps"] > 0 and d["has_weights"]
+    assert d["steps"] > 0 and d["has_weights"] and d["status"] == "paused"
     run("train", out, "--steps", 1, "--quiet", check_rc=0)  # consistent: it continues
+
+
+def test_a_closed_pipe_ends_quietly():
+    p = subprocess.run(f"'{sys.executable}' -m engine info spiral --json | head -c 10", shell=True, cwd=ROOT,
+                       capture_output=True, text=True, check=False, timeout=120)
+    assert p.stdout == '{\n  "name"' and p.stderr == ""
+
+
+def test_folders_and_text_files_named_dlp_get_the_right_error(tmp_path, capsys):
+    p = run_inprocess(capsys, "info", tmp_path)
+    assert_one_line_error(p)
+    assert f"error: {tmp_path}: is a folder" in p.stderr
+    bad = tmp_path / "bad.dlp"
+    bad.write_text("not a session")
+    p = run_inprocess(capsys, "info", bad)
+    assert f"error: {bad}: not a DL Playground session" in p.stderr

@@ -93,7 +93,7 @@ def test_bad_json_file_gives_line_and_column(tmp_path):
     p.write_text('{"dataset": {"name": "circle",,}}')
     with pytest.raises(SpecError) as info:
         load_spec_json(p)
-    assert info.value.what == "bad.json" and "line 1" in info.value.why
+    assert info.value.what == str(p) and "line 1" in info.value.why  # the path as given, not only its name
 
 
 def test_spec_round_trips_through_json(tmp_path):
