@@ -37,25 +37,18 @@ from .document import EditorDocument
 MIME_OP = "application/x-dlp-op"
 BLOCK_W = 156.0
 PORT_R = 6.0
-FAMILY_COLOURS = {"core": "#e8eef7", "convolution": "#e6f4ea", "sequence": "#fdf1e0", "graph": "#f1e8f7",
-                  "generative": "#fde8ef"}
 ERROR = QColor("#c62828")
+UNKNOWN = "#eeeeee"  # the fill of a block whose op is not registered (it shows as an error to delete)
 
 
 def key_params(op: str, params: dict[str, Any]) -> str:
-    """The parameters worth reading on the block itself (the inspector shows them all)."""
-    keys = {"dense": ("units", "activation"), "conv2d": ("filters", "kernel", "stride", "activation"),
-            "conv_transpose2d": ("filters", "kernel", "stride"), "max_pool": ("kernel",), "avg_pool": ("kernel",),
-            "dropout": ("p",), "activation": ("fn",), "output": ("activation",), "embedding": ("vocab", "dim"),
-            "positional": ("kind",), "rnn": ("hidden", "output"), "lstm": ("hidden", "output"),
-            "gru": ("hidden", "output"), "self_attention": ("heads", "causal"), "cross_attention": ("heads",),
-            "transformer_block": ("heads", "ff", "norm"), "gcn": ("units",), "gat": ("units", "heads"),
-            "readout": ("reduce",), "reparam": ("beta",), "upsample": ("scale", "mode"), "reshape": ("shape",),
-            "input": ("shape",), "adjacency": ("nodes",), "concat": ("axis",)}.get(op, ())
+    """The parameters the op says are worth reading on the block itself (the inspector shows them all)."""
     spec = OPS.get(op)
-    defaults = spec.params().model_dump() if spec is not None else {}
+    if spec is None:
+        return ""
+    defaults = spec.params().model_dump()
     parts = []
-    for k in keys:
+    for k in spec.key_params:
         v = params.get(k, defaults.get(k))
         if v is None or v is False:
             continue
@@ -106,7 +99,7 @@ class Block(QGraphicsObject):
         super().__init__()
         self.node_id, self.op = node["id"], node["op"]
         spec = OPS.get(self.op)
-        self.family = spec.family if spec else "core"
+        self.colour = QColor(spec.colour if spec else UNKNOWN)
         self.error = error
         self.lines = [f"{self.op}  ·  {self.node_id}" if self.op != self.node_id else self.op]
         kp = key_params(self.op, node.get("params", {}))
@@ -137,7 +130,7 @@ class Block(QGraphicsObject):
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRectF(0, 0, BLOCK_W, self.height)
-        fill = QColor("#fdecea") if self.error else QColor(FAMILY_COLOURS.get(self.family, "#eeeeee"))
+        fill = QColor("#fdecea") if self.error else self.colour
         edge = ERROR if self.error else QColor("#1565c0") if self.isSelected() else QColor("#78909c")
         painter.setPen(QPen(edge, 3 if self.isSelected() or self.error else 1.2))
         painter.setBrush(fill)
@@ -323,9 +316,6 @@ class EditorScene(QGraphicsScene):
         self._press_pos = {}
         if moved:
             self.doc.move(moved)
-
-    def wire_between(self, src: str, dst: str) -> Wire | None:
-        return next((w for w in self.wires if w.key() == (src, dst)), None)
 
 
 class EditorView(QGraphicsView):

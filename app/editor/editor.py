@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QPointF, QRectF, QSize, Qt, QTimer, Slot
-from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QPainter
-from PySide6.QtSvg import QSvgGenerator
+from PySide6.QtCore import QPointF, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -29,7 +28,9 @@ from engine.head import Head
 from engine.spec import ModelSpec, Node
 from engine.templates import TEMPLATES
 
+from ..actions import make_action
 from ..controller import Controller
+from ..export import export_scene, write_text
 from .canvas import EditorScene, EditorView
 from .document import EditorDocument
 from .inspector import Inspector
@@ -100,14 +101,10 @@ class NetworkEditor(QWidget):
 
     # --- actions ---------------------------------------------------------------------------------
 
-    def _act(self, text: str, tip: str, shortcut: QKeySequence | str | None, slot: Any) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
-            tip += f" ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
-        action.triggered.connect(slot)
+    def _act(self, text: str, tip: str, shortcut: QKeySequence | QKeySequence.StandardKey | str | None,
+             slot: Any) -> QAction:
+        # Shortcuts act only while the editor has focus: Ctrl+Z here undoes graph edits, not the window's.
+        action = make_action(self, text, tip, slot, shortcut, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.addAction(action)
         return action
 
@@ -363,31 +360,10 @@ class NetworkEditor(QWidget):
     def export(self, fmt: str, path: Path) -> None:
         """Write the graph as PNG or SVG, or the summary as text."""
         if fmt == "txt":
-            path.write_text(summary_text(self.doc), encoding="utf-8")
+            write_text(path, summary_text(self.doc))
             return
-        self.scene.clearSelection()
-        rect = self.scene.itemsBoundingRect().adjusted(-20, -20, 20, 20)
-        if fmt == "png":
-            image = QImage((rect.size() * 2).toSize(), QImage.Format.Format_ARGB32)
-            image.fill(Qt.GlobalColor.white)
-            painter = QPainter(image)
-            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            self.scene.render(painter, QRectF(image.rect()), rect)
-            painter.end()
-            if not image.save(str(path), "PNG"):
-                raise OSError("the PNG could not be written")
-            return
-        gen = QSvgGenerator()
-        gen.setFileName(str(path))
-        gen.setSize(QSize(int(rect.width()), int(rect.height())))
-        gen.setViewBox(QRectF(0, 0, rect.width(), rect.height()))
-        gen.setTitle("DL Playground network graph")
-        painter = QPainter(gen)
-        self.scene.render(painter, QRectF(0, 0, rect.width(), rect.height()), rect)
-        painter.end()
-        if not path.is_file():
-            raise OSError("the SVG could not be written")
-
+        self.scene.clearSelection()  # the picture shows the graph, not the selection
+        export_scene(self.scene, fmt, path, title="DL Playground network graph")
 
 
 def confirm_reset(parent: QWidget, controller: Controller) -> bool:

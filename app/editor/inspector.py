@@ -1,109 +1,18 @@
 """The inspector: typed editors for the selected block's parameters, generated from its op's schema."""
 from __future__ import annotations
 
-import re
-import types
-from typing import Any, Literal, Union, get_args, get_origin
+import functools
+from typing import Any
 
 from pydantic import ValidationError
-from PySide6.QtCore import QSignalBlocker, Qt
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFormLayout,
-    QLabel,
-    QLineEdit,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.errors import format_pydantic
-from engine.ops import OPS, Params, fmt_shape
+from engine.ops import OPS, fmt_shape
 
-from ..panels.forms import bounds, spin_for
+from ..panels.forms import SchemaField
 from .document import EditorDocument
-
-
-def _optional(annotation: Any) -> tuple[Any, bool]:
-    """The annotation without `| None`, and whether None was allowed."""
-    if get_origin(annotation) in (Union, types.UnionType):
-        args = [a for a in get_args(annotation) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return annotation, False
-
-
-class Field:
-    """One parameter's widget with a uniform read-out."""
-
-    def __init__(self, params: type[Params], name: str, value: Any, on_change: Any) -> None:
-        info = params.model_fields[name]
-        ann, optional = _optional(info.annotation)
-        self.kind = "text"
-        tip = info.description or name.replace("_", " ")
-        if ann is bool:
-            self.widget: QWidget = QCheckBox()
-            self.widget.setChecked(bool(value))
-            self.widget.toggled.connect(on_change)
-            self.kind = "bool"
-        elif get_origin(ann) is Literal:
-            box = QComboBox()
-            box.addItems([str(a) for a in get_args(ann)])
-            box.setCurrentText(str(value))
-            box.currentTextChanged.connect(on_change)
-            self.widget, self.kind = box, "choice"
-        elif ann in (int, float) and not optional:
-            self.widget = spin_for(params, name, value)
-            self.widget.valueChanged.connect(on_change)
-            self.kind = "number"
-        elif ann is int and optional:
-            lo, hi, _ = bounds(list(info.metadata))
-            spin = QSpinBox()
-            spin.setRange(int(lo or 0) - 1, int(hi if hi is not None else 10**6))
-            spin.setKeyboardTracking(False)
-            spin.setSpecialValueText("auto")  # the lowest value stands for None
-            spin.setValue(spin.minimum() if value is None else int(value))
-            spin.valueChanged.connect(on_change)
-            self.widget, self.kind = spin, "optional_int"
-            tip += " (auto: " + (info.description or "the default") + ")"
-        else:  # tuples of sizes
-            edit = QLineEdit("" if value is None else ", ".join(str(v) for v in value))
-            edit.setPlaceholderText("from the dataset" if optional else "e.g. 1, 28, 28")
-            edit.editingFinished.connect(on_change)
-            self.widget = edit
-            tip += "; sizes separated by commas" + ("; empty = from the dataset" if optional else "")
-        self.widget.setToolTip(tip)
-
-    def set_value(self, value: Any) -> None:
-        """Show a value without emitting a change (the document changed it: undo, redo)."""
-        w = self.widget
-        with QSignalBlocker(w):
-            if self.kind == "bool":
-                w.setChecked(bool(value))  # type: ignore[attr-defined]
-            elif self.kind == "choice":
-                w.setCurrentText(str(value))  # type: ignore[attr-defined]
-            elif self.kind == "number":
-                w.setValue(value)  # type: ignore[attr-defined]
-            elif self.kind == "optional_int":
-                w.setValue(w.minimum() if value is None else int(value))  # type: ignore[attr-defined]
-            else:
-                w.setText("" if value is None else ", ".join(str(v) for v in value))  # type: ignore[attr-defined]
-
-    def value(self) -> Any:
-        w = self.widget
-        if self.kind == "bool":
-            return w.isChecked()  # type: ignore[attr-defined]
-        if self.kind == "choice":
-            return w.currentText()  # type: ignore[attr-defined]
-        if self.kind == "number":
-            return w.value()  # type: ignore[attr-defined]
-        if self.kind == "optional_int":
-            return None if w.value() == w.minimum() else w.value()  # type: ignore[attr-defined]
-        text = w.text().strip()  # type: ignore[attr-defined]
-        if not text:
-            return None
-        return [int(t) for t in re.split(r"[,\s×x]+", text) if t]
 
 
 class Inspector(QWidget):
@@ -131,8 +40,9 @@ class Inspector(QWidget):
         for w in (self.title, self.doc_label, self.form_host, self.shapes, self.error):
             col.addWidget(w)
         col.addStretch(1)
-        self.fields: dict[str, Field] = {}
+        self.fields: dict[str, SchemaField] = {}
         self._form_key: tuple[str, str] | None = None
+        self._edits: dict[str, Any] = {}  # edits not applied yet (refused), kept until the block changes
         doc.changed.connect(self.refresh)
         self.show_node("")
 
@@ -141,6 +51,7 @@ class Inspector(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
+        self._edits = {}
         ids = {n.id for n in self.doc.model.nodes}
         if self.node_id not in ids:
             self.node_id = ""
@@ -169,7 +80,7 @@ class Inspector(QWidget):
         except ValidationError:
             current = {**op.params().model_dump(), **node.get("params", {})}
         for name in op.params.model_fields:
-            f = Field(op.params, name, current.get(name), self._on_change)
+            f = SchemaField(op.params, name, current.get(name), functools.partial(self._on_change, name))
             self.fields[name] = f
             self.form.addRow(name.replace("_", " "), f.widget)
         self._form_key = (self.node_id, node["op"])
@@ -210,16 +121,17 @@ class Inspector(QWidget):
             lines.append(f"{diag.counts[self.node_id]:,} parameters")
         return "\n".join(lines)
 
-    def _on_change(self, *_: Any) -> None:
+    def _on_change(self, name: str, *_: Any) -> None:
+        # Only the edited parameters change: a spin box rounds what it shows, so untouched ones are not read back.
         node = self.doc.node(self.node_id)
         op = OPS[node["op"]]
         try:
-            values = {name: f.value() for name, f in self.fields.items()}
+            self._edits[name] = self.fields[name].value()
         except ValueError:
             self.error.setText("⚠ sizes must be whole numbers separated by commas")
             return
         try:
-            params = op.params.model_validate(values)
+            params = op.params.model_validate({**node.get("params", {}), **self._edits})
         except ValidationError as exc:
             self.error.setText(f"⚠ not applied: {format_pydantic(exc)}")
             return

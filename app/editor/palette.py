@@ -4,13 +4,9 @@ from __future__ import annotations
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from engine.ops import OPS
+from engine.ops import FAMILIES, OPS
 
 from .canvas import MIME_OP
-
-FAMILIES = ("core", "convolution", "sequence", "graph", "generative")
-TITLES = {"core": "Core", "convolution": "Convolution", "sequence": "Sequence", "graph": "Graph networks",
-          "generative": "Generative"}
 
 
 class OpTree(QTreeWidget):
@@ -45,11 +41,11 @@ class Palette(QWidget):
         self.tree.setDragDropMode(QTreeWidget.DragDropMode.DragOnly)
         self.tree.setToolTip("Drag a layer onto the canvas, or double-click it to add it in the middle")
         self.items: dict[str, QTreeWidgetItem] = {}
-        for family in FAMILIES:
-            top = QTreeWidgetItem([TITLES[family]])
+        for family in FAMILIES.values():  # in registration order
+            top = QTreeWidgetItem([family.title])
             top.setFlags(Qt.ItemFlag.ItemIsEnabled)
             self.tree.addTopLevelItem(top)
-            for op in sorted((o for o in OPS.values() if o.family == family), key=lambda o: o.name):
+            for op in sorted((o for o in OPS.values() if o.family == family.name), key=lambda o: o.name):
                 leaf = QTreeWidgetItem([op.name.replace("_", " ")])
                 leaf.setData(0, Qt.ItemDataRole.UserRole, op.name)
                 leaf.setToolTip(0, op.doc)
@@ -77,9 +73,6 @@ class Palette(QWidget):
                 leaf.setHidden(not hit)
                 shown += hit
             top.setHidden(shown == 0)
-
-    def visible_ops(self) -> list[str]:
-        return [op for op, item in self.items.items() if not item.isHidden() and not item.parent().isHidden()]
 
     def _on_double_click(self, item: QTreeWidgetItem) -> None:
         op = item.data(0, Qt.ItemDataRole.UserRole)

@@ -1,41 +1,42 @@
-"""Training panel: optimizer and its hyper-parameters, schedule, loss and regularization."""
+"""Training panel: optimizer and its hyper-parameters (both from the engine's optimizer registry), schedule, loss
+and regularization."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from pydantic import TypeAdapter
-from PySide6.QtCore import Signal, Slot
+from pydantic import TypeAdapter, ValidationError
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
+    QLabel,
     QVBoxLayout,
     QWidget,
 )
 
+from engine.errors import format_pydantic
+from engine.optimizers import OPTIMIZERS
 from engine.schedules import ScheduleSpec
-from engine.spec import EarlyStopping, OptimizerSpec, Regularization, SessionSpec
+from engine.spec import EarlyStopping, Regularization, SessionSpec
 from engine.stack import with_loss
 
-from .forms import blocked, fill_form, read_form, spin_for
+from .forms import ModelForm, blocked, spin_for
 
-OPTIMIZERS = {
-    "sgd": "SGD", "momentum": "SGD + momentum", "nesterov": "Nesterov momentum", "adam": "Adam", "adamw": "AdamW",
-    "rmsprop": "RMSprop", "adagrad": "Adagrad",
-}
 SCHEDULES = {
     "constant": "Constant", "step": "Step decay", "exponential": "Exponential decay", "cosine": "Cosine",
     "warmup_cosine": "Warm-up + cosine",
 }
 LOSSES = {"mse": "Mean squared error", "cross_entropy": "Cross-entropy", "bce": "Binary cross-entropy"}
-_optimizer = TypeAdapter(OptimizerSpec)
 _schedule = TypeAdapter(ScheduleSpec)
 
 
 class TrainingPanel(QWidget):
-    """Edits produce a whole new spec through `spec_edited`; the controller decides live vs reset."""
+    """Edits produce a whole new spec through `spec_edited`; the controller decides live vs reset. Each control
+    changes only its own field: no value is read back from a control the user did not touch."""
 
     spec_edited = Signal(object)  # SessionSpec
 
@@ -43,16 +44,23 @@ class TrainingPanel(QWidget):
         super().__init__(parent)
         self.spec: SessionSpec | None = None
         self.optimizer = QComboBox()
-        for kind, label in OPTIMIZERS.items():
-            self.optimizer.addItem(label, kind)
+        for i, entry in enumerate(OPTIMIZERS.values()):
+            self.optimizer.addItem(entry.label, entry.kind)
+            self.optimizer.setItemData(i, entry.doc, Qt.ItemDataRole.ToolTipRole)
         self.optimizer.setToolTip("The update rule. Changing it keeps the weights; the new optimizer starts "
                                   "with fresh state (momentum, running averages)")
         self.opt_form = QFormLayout()
+        self.opt_fields = ModelForm(self.opt_form, self._on_optimizer)
         self.schedule = QComboBox()
         for kind, label in SCHEDULES.items():
             self.schedule.addItem(label, kind)
         self.schedule.setToolTip("How the learning rate changes over training")
         self.sched_form = QFormLayout()
+        self.sched_fields = ModelForm(self.sched_form, self._on_schedule)
+        self.refused = QLabel()  # why the last optimizer or schedule edit was not applied
+        self.refused.setWordWrap(True)
+        self.refused.setStyleSheet("color: #b71c1c;")
+        self.refused.hide()
         self.loss = QComboBox()
         for kind, label in LOSSES.items():
             self.loss.addItem(label, kind)
@@ -76,6 +84,7 @@ class TrainingPanel(QWidget):
         self.restore = QCheckBox("Restore best weights")
         self.restore.setChecked(True)
         self.restore.setToolTip("When stopping early, go back to the weights with the lowest test loss")
+        self._early = EarlyStopping()  # the last early stopping shown: switching it back on restores min_delta
 
         opt_box = QGroupBox("Optimizer")
         f = QFormLayout(opt_box)
@@ -100,17 +109,29 @@ class TrainingPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(opt_box)
         layout.addWidget(sched_box)
+        layout.addWidget(self.refused)
         layout.addWidget(reg_box)
         layout.addStretch(1)
-        self.opt_boxes: dict[str, Any] = {}
-        self.sched_boxes: dict[str, Any] = {}
         self.optimizer.currentIndexChanged.connect(self._on_optimizer_kind)
         self.schedule.currentIndexChanged.connect(self._on_schedule_kind)
-        self.loss.currentIndexChanged.connect(self._on_edit)
-        for w in (self.l1, self.l2, self.wd, self.clip, self.patience):
-            w.valueChanged.connect(self._on_edit)
-        for w in (self.clip_on, self.early_on, self.restore):
-            w.toggled.connect(self._on_edit)
+        self.loss.currentIndexChanged.connect(self._on_loss)
+        self.l1.valueChanged.connect(lambda v: self._regularize(l1=v))
+        self.l2.valueChanged.connect(lambda v: self._regularize(l2=v))
+        self.wd.valueChanged.connect(lambda v: self._regularize(weight_decay=v))
+        self.clip_on.toggled.connect(self._on_clip)
+        self.clip.valueChanged.connect(self._on_clip)
+        self.early_on.toggled.connect(self._on_early)
+        self.restore.toggled.connect(self._on_early)
+        self.patience.valueChanged.connect(self._on_early)
+
+    @property
+    def opt_boxes(self) -> dict[str, QWidget]:
+        """The optimizer's hyper-parameter spin boxes by field name."""
+        return self.opt_fields.widgets()
+
+    @property
+    def sched_boxes(self) -> dict[str, QWidget]:
+        return self.sched_fields.widgets()
 
     def _controls(self) -> list[QWidget]:
         return [self.optimizer, self.schedule, self.loss, self.l1, self.l2, self.wd, self.clip, self.clip_on,
@@ -119,11 +140,11 @@ class TrainingPanel(QWidget):
     def set_spec(self, spec: SessionSpec) -> None:
         """Show a spec's settings without emitting edits."""
         self.spec = spec
+        reg = spec.regularization
         with blocked(self._controls()):
             self.optimizer.setCurrentIndex(self.optimizer.findData(spec.optimizer.kind))
             self.schedule.setCurrentIndex(self.schedule.findData(spec.schedule.kind))
             self.loss.setCurrentIndex(self.loss.findData(spec.loss))
-            reg = spec.regularization
             self.l1.setValue(reg.l1)
             self.l2.setValue(reg.l2)
             self.wd.setValue(reg.weight_decay)
@@ -132,48 +153,83 @@ class TrainingPanel(QWidget):
                 self.clip.setValue(reg.grad_clip)
             self.early_on.setChecked(reg.early_stopping is not None)
             if reg.early_stopping is not None:
+                self._early = reg.early_stopping
                 self.patience.setValue(reg.early_stopping.patience)
                 self.restore.setChecked(reg.early_stopping.restore_best)
         self.clip.setEnabled(reg.grad_clip is not None)
         self.patience.setEnabled(reg.early_stopping is not None)
         self.restore.setEnabled(reg.early_stopping is not None)
-        self.opt_boxes = fill_form(self.opt_form, spec.optimizer, self._on_edit)
-        self.sched_boxes = fill_form(self.sched_form, spec.schedule, self._on_edit)
+        self.opt_fields.show(spec.optimizer)
+        self.sched_fields.show(spec.schedule)
+        self.refused.hide()
+
+    def _emit(self, **update: Any) -> None:
+        assert self.spec is not None
+        self.spec_edited.emit(self.spec.model_copy(update=update))
 
     @Slot()
     def _on_optimizer_kind(self) -> None:
+        if self.spec is None:
+            return
         # A new method starts from its own defaults but keeps the learning rate the user chose.
-        kind = self.optimizer.currentData()
-        lr = self.opt_boxes["lr"].value() if "lr" in self.opt_boxes else None
-        opt = _optimizer.validate_python({"kind": kind} | ({"lr": lr} if lr is not None else {}))
-        self.opt_boxes = fill_form(self.opt_form, opt, self._on_edit)
-        self._on_edit()
+        entry = OPTIMIZERS[self.optimizer.currentData()]
+        lr = self.opt_fields.data().get("lr")
+        try:
+            optimizer = entry.spec.model_validate({} if lr is None else {"lr": lr})
+        except ValidationError:  # a learning rate outside this method's range: its own default
+            optimizer = entry.spec()
+        self.opt_fields.show(optimizer)
+        self._on_optimizer()
 
     @Slot()
     def _on_schedule_kind(self) -> None:
-        sched = _schedule.validate_python({"kind": self.schedule.currentData()})
-        self.sched_boxes = fill_form(self.sched_form, sched, self._on_edit)
-        self._on_edit()
+        if self.spec is not None:
+            self.sched_fields.show(_schedule.validate_python({"kind": self.schedule.currentData()}))
+            self._on_schedule()
 
     @Slot()
-    def _on_edit(self) -> None:
-        if self.spec is None:
-            return
-        self.clip.setEnabled(self.clip_on.isChecked())
-        self.patience.setEnabled(self.early_on.isChecked())
-        self.restore.setEnabled(self.early_on.isChecked())
-        try:
-            optimizer = _optimizer.validate_python({"kind": self.optimizer.currentData(), **read_form(self.opt_boxes)})
-            schedule = _schedule.validate_python({"kind": self.schedule.currentData(), **read_form(self.sched_boxes)})
-        except ValueError as exc:  # e.g. warm-up longer than the whole schedule: keep the last valid spec
-            self.window().statusBar().showMessage(f"Not applied: {exc.errors()[0]['msg']}", 6000)  # type: ignore
-            return
-        early = (EarlyStopping(patience=self.patience.value(), restore_best=self.restore.isChecked())
-                 if self.early_on.isChecked() else None)
-        reg = Regularization(l1=self.l1.value(), l2=self.l2.value(), weight_decay=self.wd.value(),
-                             grad_clip=self.clip.value() if self.clip_on.isChecked() else None, early_stopping=early)
-        spec = self.spec.model_copy(update={"optimizer": optimizer, "schedule": schedule, "regularization": reg})
-        if self.loss.currentData() != spec.loss:
-            spec = with_loss(spec, self.loss.currentData())  # the head follows the loss (softmax for CE, …)
-        self.spec_edited.emit(spec)
+    def _on_optimizer(self) -> None:
+        optimizer = self._valid(OPTIMIZERS[self.optimizer.currentData()].spec.model_validate, self.opt_fields.data())
+        if optimizer is not None:
+            self._emit(optimizer=optimizer)
 
+    @Slot()
+    def _on_schedule(self) -> None:
+        schedule = self._valid(_schedule.validate_python, self.sched_fields.data())
+        if schedule is not None:
+            self._emit(schedule=schedule)
+
+    def _valid(self, parse: Callable[[dict[str, Any]], Any], data: dict[str, Any]) -> Any:
+        """The parsed edit, or None with the reason shown when the schema refuses it (warm-up too long)."""
+        try:
+            value = parse(data)
+        except ValidationError as exc:
+            self.refused.setText(f"Not applied: {format_pydantic(exc)}")
+            self.refused.show()
+            return None
+        self.refused.hide()
+        return value
+
+    def _regularize(self, **changes: Any) -> None:
+        if self.spec is not None:
+            self._emit(regularization=self.spec.regularization.model_copy(update=changes))
+
+    @Slot()
+    def _on_clip(self) -> None:
+        self.clip.setEnabled(self.clip_on.isChecked())
+        self._regularize(grad_clip=self.clip.value() if self.clip_on.isChecked() else None)
+
+    @Slot()
+    def _on_early(self) -> None:
+        on = self.early_on.isChecked()
+        self.patience.setEnabled(on)
+        self.restore.setEnabled(on)
+        # Built on the spec's own early stopping, so fields without a control here (min_delta) survive.
+        early = self._early.model_copy(update={"patience": self.patience.value(),
+                                               "restore_best": self.restore.isChecked()})
+        self._regularize(early_stopping=early if on else None)
+
+    @Slot()
+    def _on_loss(self) -> None:
+        if self.spec is not None:
+            self.spec_edited.emit(with_loss(self.spec, self.loss.currentData()))  # the head follows the loss

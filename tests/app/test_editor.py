@@ -1,12 +1,16 @@
 """The graph editor as a user drives it: palette drops, wiring by mouse, undo/redo, templates, sync, files."""
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pytest
+import torch
 from PySide6.QtCore import QPoint, QPointF, Qt
-from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage, QKeySequence
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QImage, QKeySequence, QPainter
+from PySide6.QtWidgets import QApplication, QMessageBox, QStyleOptionGraphicsItem
 
+from engine.ops.registry import FAMILIES, OPS, Family, Op, Params, register, register_family
 from engine.session import load_session
 from engine.stack import from_model
 from engine.templates import TEMPLATES
@@ -29,6 +33,16 @@ def editor_of(window, qtbot):
 
 def view_point(editor, scene_point: QPointF) -> QPoint:
     return editor.view.mapFromScene(scene_point)
+
+
+def wire(editor, src: str, dst: str):
+    """The wire drawn from src to dst."""
+    return next(w for w in editor.scene.wires if w.key() == (src, dst))
+
+
+def visible_ops(palette) -> list[str]:
+    """The ops the palette shows (neither they nor their family are filtered out)."""
+    return [op for op, item in palette.items.items() if not item.isHidden() and not item.parent().isHidden()]
 
 
 def drop_op(editor, op: str, at: QPoint) -> None:
@@ -83,7 +97,7 @@ def test_wiring_by_mouse_creates_the_edge_in_the_spec(open_window, qtbot):
     w = open_window("tfp-circle")
     ed = editor_of(w, qtbot)
     c = w.controller
-    ed.scene.wire_between("dense_1", "dense_2").setSelected(True)
+    wire(ed, "dense_1", "dense_2").setSelected(True)
     ed.delete_selection()
     assert ("dense_1", "dense_2") not in ed.doc.model.edges
     assert c.blocked is not None and "dense_2" in c.blocked
@@ -129,7 +143,7 @@ def test_undo_and_redo_restore_the_spec_exactly(open_window, qtbot):
     drop_op(ed, "dropout", QPoint(150, 200))
     states.append(ed.doc.model)
     ed.scene.clearSelection()  # the dropped block is selected; delete only the wire
-    ed.scene.wire_between("dense_1", "dense_2").setSelected(True)
+    wire(ed, "dense_1", "dense_2").setSelected(True)
     ed.delete_selection()
     drag_wire(qtbot, ed, "dense_1", "dropout_1")
     drag_wire(qtbot, ed, "dropout_1", "dense_2")
@@ -309,12 +323,12 @@ def test_palette_search_zoom_and_invalid_blocks_are_red(open_window, qtbot):
     ed = editor_of(w, qtbot)
     ed.palette.search.setText("attention")
     # Names and descriptions both match: GAT is graph attention, positional encodings serve attention.
-    assert set(ed.palette.visible_ops()) == {"self_attention", "cross_attention", "transformer_block", "gat",
+    assert set(visible_ops(ed.palette)) == {"self_attention", "cross_attention", "transformer_block", "gat",
                                              "positional"}
     ed.palette.search.setText("lstm")
-    assert ed.palette.visible_ops() == ["lstm"]
+    assert visible_ops(ed.palette) == ["lstm"]
     ed.palette.search.setText("")
-    assert len(ed.palette.visible_ops()) == len(ed.palette.items)
+    assert len(visible_ops(ed.palette)) == len(ed.palette.items)
     scale = ed.view.transform().m11()
     ed.view.zoom(1.25)
     assert ed.view.transform().m11() == pytest.approx(scale * 1.25)
@@ -401,3 +415,54 @@ def test_stack_edits_after_training_ask_too(open_window, qtbot, dialogs):
     dialogs.answers = [QMessageBox.StandardButton.Yes]
     w.network.layer_plus.click()
     assert c.trainer.epoch == 0 and w.network.layer_label.text() == "3 hidden layers"
+
+
+class KnobParams(Params):
+    gain: float = 2.5
+    taps: int = 3
+    mode: Literal["fast", "slow"] = "slow"
+
+
+def test_a_registered_op_shows_in_the_palette_and_on_its_block_without_app_changes(open_window, qtbot):
+    family = Family("test_family", "Test family", "#123456")
+    op = Op(name="test_knob", family=family.name, doc="A throwaway op for a test.", params=KnobParams,
+            inputs=(1, 1), shape=lambda p, s: s[0], build=lambda p, s, ctx: torch.nn.Identity(),
+            key_params=("taps", "mode"))
+    register_family(family)
+    register(op)
+    try:
+        w = open_window("tfp-circle")
+        ed = editor_of(w, qtbot)
+        tree = ed.palette.tree
+        titles = [tree.topLevelItem(i).text(0) for i in range(tree.topLevelItemCount())]
+        assert titles == [f.title for f in FAMILIES.values()] and titles[-1] == "Test family"
+        assert ed.palette.items["test_knob"].parent().text(0) == "Test family"
+        ed.palette.search.setText("throwaway")
+        assert visible_ops(ed.palette) == ["test_knob"]
+        drop_op(ed, "test_knob", QPoint(200, 300))
+        node_id = next(n.id for n in ed.doc.model.nodes if n.op == "test_knob")
+        ed.inspector.fields["taps"].widget.setValue(5)
+        block = ed.scene.blocks[node_id]
+        assert "taps 5, slow" in block.lines and block.colour.name() == "#123456"
+        drag_wire(qtbot, ed, "dense_1", node_id)  # wired in between, so the graph is valid and the block is drawn
+        drag_wire(qtbot, ed, node_id, "dense_2")  # in its family's colour rather than the error red
+        block = ed.scene.blocks[node_id]
+        assert ed.doc.diagnosis.valid and block.error is None
+        c = w.controller
+        assert any(n.op == "test_knob" for n in c.spec.model.nodes) and c.blocked is None
+        w.batch_action.trigger()  # and trains with it
+        qtbot.waitUntil(lambda: c.snapshot is not None and c.snapshot.step == 1, timeout=20_000)
+        image = QImage(int(block.boundingRect().width()), int(block.boundingRect().height()), QImage.Format.Format_RGB888)
+        image.fill(0)
+        painter = QPainter(image)
+        painter.translate(-block.boundingRect().topLeft())
+        block.paint(painter, QStyleOptionGraphicsItem())
+        painter.end()
+        arr = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+        rgb = arr[:, :image.width() * 3].reshape(image.height(), image.width(), 3)
+        assert (rgb == (0x12, 0x34, 0x56)).all(axis=2).mean() > 0.3  # most of the block is its family's colour
+        c.set_modified(False)
+        w.close()  # while the op is still registered
+    finally:
+        OPS.pop(op.name, None)
+        FAMILIES.pop(family.name, None)

@@ -1,0 +1,97 @@
+"""Family editors: what the data panel shows below its batch size for the current dataset family. A family
+registers an editor of its own here; any other gets `SchemaEditor`, built from its spec model's fields."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import numpy as np
+from pydantic import ValidationError
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+
+from engine.datasets import DataFamily
+from engine.errors import format_pydantic
+from engine.spec import SessionSpec
+from engine.stack import fit_head
+
+from ..forms import ModelForm
+
+
+def qimage(rgb: np.ndarray) -> QImage:
+    """A (H, W, 3) uint8 picture (a family's thumbnail) as an image Qt owns."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    h, w = rgb.shape[:2]
+    return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()  # copy: rgb is freed after
+
+
+class FamilyEditor(QWidget):
+    """Edits one family's dataset spec in a "Data" box (the panel adds its own rows to `form`); every edit
+    emits a whole new session spec."""
+
+    spec_edited = Signal(object)  # SessionSpec
+    batch_row = -1  # where the data panel puts its batch-size row in `form` (-1: last)
+
+    def __init__(self, family: DataFamily, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.family = family
+        self.spec: SessionSpec | None = None
+        self.box = QGroupBox("Data")
+        self.form = QFormLayout(self.box)
+        self.column = QVBoxLayout(self)  # the Data box, then any sections a family adds below it
+        self.column.setContentsMargins(0, 0, 0, 0)
+        self.column.addWidget(self.box)
+
+    def set_spec(self, spec: SessionSpec) -> None:
+        """Show a spec whose dataset is of this family, without emitting edits."""
+        self.spec = spec
+
+
+E = TypeVar("E", bound=FamilyEditor)
+EDITORS: dict[str, type[FamilyEditor]] = {}
+
+
+def register_editor(kind: str) -> Callable[[type[E]], type[E]]:
+    """Class decorator: the editor the data panel shows for the dataset family `kind`."""
+    def add(cls: type[E]) -> type[E]:
+        EDITORS[kind] = cls
+        return cls
+    return add
+
+
+def editor_for(family: DataFamily) -> FamilyEditor:
+    """The family's own editor, or one generated from its spec model."""
+    return EDITORS.get(family.kind, SchemaEditor)(family)
+
+
+class SchemaEditor(FamilyEditor):
+    """A family without an editor of its own: one control per field of its spec model (ranged spin boxes,
+    combos of the allowed values, check boxes), each with the field's description as tooltip."""
+
+    def __init__(self, family: DataFamily, parent: QWidget | None = None) -> None:
+        super().__init__(family, parent)
+        self.box.setToolTip(family.doc)
+        self.fields = ModelForm(self.form, self._on_edit)
+        self.error = QLabel()
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #b71c1c;")
+        self.error.hide()
+        self.column.addWidget(self.error)
+
+    def set_spec(self, spec: SessionSpec) -> None:
+        super().set_spec(spec)
+        self.fields.show(spec.dataset)
+        self.error.hide()
+
+    @Slot()
+    def _on_edit(self) -> None:
+        assert self.spec is not None
+        try:
+            dataset = self.family.spec.model_validate(self.fields.data())
+        except ValidationError as exc:  # a rule between fields: say why and keep the last valid spec
+            self.error.setText(f"Not applied: {format_pydantic(exc)}")
+            self.error.show()
+            return
+        self.error.hide()
+        self.spec_edited.emit(fit_head(self.spec, dataset))  # the head follows the task and class count
