@@ -1,25 +1,81 @@
-"""The GUI-side owner of one session: its spec, its trainer, the training thread and the history views draw."""
+"""The GUI-side owner of one session: its spec, its trainer, the training thread, the history views draw and
+the probes the visible views ask for."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from engine import Checkpoint, Configure, SessionSpec, Snapshot, Trainer
-from engine.spec import ModelSpec
+from engine.datasets import Dataset
+from engine.head import output_activation
+from engine.spec import DatasetSpec, ModelSpec
 
 from .history import RunHistory
 from .worker import Job, TrainingThread
 
 FRAME_S = 1 / 30  # views redraw at most this often
-LIVE_FIELDS = ("optimizer", "schedule", "regularization")
+LIVE_FIELDS = tuple(f.name for f in dataclasses.fields(Configure))  # spec fields a run takes without a reset
+STOPPED_BY_ITSELF = ("diverged", "early_stopped")  # statuses that end a run without the user pausing it
+STATUS_TEXT = {"ready": "ready", "running": "training", "paused": "paused", "finished": "paused",
+               "diverged": "diverged", "early_stopped": "stopped early"}
+
+
+@dataclass(frozen=True)
+class NodeSummary:
+    """One node of the run's network, as views describe it."""
+
+    op: str
+    shape: tuple[int, ...]  # output shape per sample
+    n_params: int
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What views know about the run they draw (published by the controller once per run; never the trainer)."""
+
+    run_id: int
+    steps_per_epoch: int
+    task: str  # classification | regression
+    output_activation: str
+    dataset: DatasetSpec  # the run's dataset spec
+    data: Dataset  # its arrays (points to draw), shared read-only with the trainer
+    order: tuple[str, ...]  # node ids in topological order
+    nodes: Mapping[str, NodeSummary]
+    total_params: int
+    probes: frozenset[str]  # the probes that apply to this run
+
+    @classmethod
+    def of(cls, trainer: Trainer) -> RunInfo:
+        info = trainer.info
+        nodes = {n: NodeSummary(info.nodes[n].op, tuple(info.nodes[n].shape), info.nodes[n].n_params)
+                 for n in info.order}
+        return cls(trainer.run_id, trainer.steps_per_epoch, trainer.spec.dataset.task,
+                   output_activation(trainer.spec), trainer.spec.dataset, trainer.data, tuple(info.order),
+                   MappingProxyType(nodes), info.total_params, frozenset(trainer.applicable_probes))
+
+
+class ProbeUser(Protocol):
+    """A view as the controller sees it: the probes it draws and whether anyone can see it now."""
+
+    probes: frozenset[str]
+
+    def showing(self) -> bool: ...
+
+    def refresh(self) -> None: ...  # draw what is new, if it shows
 
 
 class Controller(QObject):
-    """Runs the session. Views listen to `frame`; panels change the spec through `set_spec`."""
+    """Runs the session. Views listen to `frame` and read `run_info`; panels change the spec through `set_spec`."""
 
     frame = Signal()  # a new snapshot is in `snapshot` and `history`: views redraw
+    run_changed = Signal()  # a new run began: `run_info` describes it
     state_changed = Signal()  # playing/paused, or a new run
     spec_changed = Signal()  # the spec was replaced (panels refresh their controls)
     session_replaced = Signal()  # another session was opened (editors drop their undo history)
@@ -29,6 +85,10 @@ class Controller(QObject):
 
     def __init__(self, spec: SessionSpec, checkpoint: Checkpoint | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        # The trainer first: if the session does not build (EngineError), no thread has been started yet that
+        # would abort the process when this half-made controller is destroyed.
+        self.wanted: frozenset[str] = frozenset()  # the probes the visible views draw (the trainer runs these)
+        self.trainer = Trainer(spec, probes=self.wanted, checkpoint=checkpoint)
         self.training = TrainingThread(self)
         self.worker = self.training.worker
         self.worker.snapshot_ready.connect(self._on_snapshot_ready)
@@ -37,16 +97,20 @@ class Controller(QObject):
         self._frame_timer = QTimer(self)
         self._frame_timer.setSingleShot(True)
         self._frame_timer.timeout.connect(self._draw)
+        # Views are shown and hidden in bursts (a window appears, a tab switches): settle once per burst.
+        self._probe_timer = QTimer(self)
+        self._probe_timer.setSingleShot(True)
+        self._probe_timer.setInterval(0)
+        self._probe_timer.timeout.connect(self._on_views_changed)
         self._last_frame = 0.0
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
+        self._users: list[ProbeUser] = []
         self.frames_drawn = 0
         self.playing = False
         self.modified = False
         self.snapshot: Snapshot | None = None
-        self.trainer = Trainer(spec, checkpoint=checkpoint)
         self.spec = checkpoint.spec if checkpoint is not None else spec
-        self.history = RunHistory(self.trainer.steps_per_epoch)
-        self._show_initial()
+        self._new_run()
         # The first torch optimizer imports torch._dynamo (~2 s): do that in the training thread so the
         # window is usable at once; a play pressed meanwhile starts when it is done.
         self._queued: str | None = None
@@ -59,25 +123,32 @@ class Controller(QObject):
     def load(self, spec: SessionSpec, checkpoint: Checkpoint | None = None) -> None:
         """Replace the session (raises EngineError and keeps the current one if it does not build)."""
         self.pause()
-        trainer = Trainer(spec, checkpoint=checkpoint)
+        trainer = Trainer(spec, probes=self.wanted, checkpoint=checkpoint)
         self.spec = checkpoint.spec if checkpoint is not None else spec
         self.trainer = trainer
-        self.snapshot = None  # views wait for the new run's first frame
-        self.history = RunHistory(trainer.steps_per_epoch)
         self.set_modified(False)
         self.blocked = None
         self.session_replaced.emit()
-        self.spec_changed.emit()
-        self._show_initial()
+        self._new_run(spec_changed=True)
 
-    def _show_initial(self) -> None:
-        """Probe the model as it stands and draw it: a new run shows its starting boundary at once."""
+    def _new_run(self, spec_changed: bool = False) -> None:
+        """Publish the new trainer's run and draw its starting point at once (its first boundary, say)."""
+        self.run_info = RunInfo.of(self.trainer)
+        self.snapshot = None  # views wait for the new run's first frame
+        self.history = RunHistory(self.trainer.steps_per_epoch)
+        self.run_changed.emit()
+        if spec_changed:
+            self.spec_changed.emit()
         self.worker.take()  # anything left over belongs to the previous run
-        self.trainer.probe_now()
-        self.snapshot = None
         self._rate.clear()
-        self.worker.publish(self.trainer.snapshot())
+        self._publish_now()
         self.state_changed.emit()
+
+    def _publish_now(self) -> None:
+        """Probe the model as it stands and draw it (between jobs, or while the worker only prepares)."""
+        self.trainer.probe_now()
+        self.worker.publish(self.trainer.snapshot())
+        self._draw()
 
     def play(self) -> None:
         self._start("play")
@@ -107,7 +178,7 @@ class Controller(QObject):
         if self.blocked is not None:
             self.errored.emit(f"The network cannot train yet: {self.blocked}. Fix it in the graph editor.")
             return
-        if self.trainer.status in ("diverged",):
+        if self.trainer.status == "diverged":
             self.errored.emit("This run diverged. Press Reset (R) to start over, after lowering the learning rate.")
             return
         self.playing = kind == "play"
@@ -167,13 +238,10 @@ class Controller(QObject):
 
     def _rebuild(self, spec: SessionSpec, resume: bool) -> None:
         self.pause()
-        trainer = Trainer(spec)  # may raise: the old run stays
+        trainer = Trainer(spec, probes=self.wanted)  # may raise: the old run stays
         self.spec, self.trainer = spec, trainer
-        self.snapshot = None  # views wait for the new run's first frame
-        self.history = RunHistory(trainer.steps_per_epoch)
         self.set_modified(True)
-        self.spec_changed.emit()
-        self._show_initial()
+        self._new_run(spec_changed=True)
         if resume:
             self.play()
 
@@ -192,10 +260,57 @@ class Controller(QObject):
         (t0, e0), (t1, e1) = self._rate[0], self._rate[-1]
         return (e1 - e0) / (t1 - t0) if t1 > t0 else 0.0
 
+    def status_text(self) -> str:
+        """What training is doing, in words, for the toolbar."""
+        snap = self.snapshot
+        if self.playing:
+            return STATUS_TEXT["running"]
+        if snap is None or snap.step == 0:
+            return "ready: press Space to train"
+        return STATUS_TEXT.get(snap.status, snap.status)
+
     def shutdown(self) -> bool:
         """Stop training and end the thread (on close). True when it ended in time."""
         self._frame_timer.stop()
+        self._probe_timer.stop()
         return self.training.shutdown()
+
+    # --- probes for the views that can be seen -----------------------------------------------------
+
+    def attach(self, view: ProbeUser) -> None:
+        """Draw probes for this view while it shows (see `views_changed`)."""
+        self._users.append(view)
+        self.views_changed()
+
+    def views_changed(self) -> None:
+        """A view was shown or hidden (or the window minimised): once things settle, ask for the probes the
+        visible views draw and let the views catch up."""
+        self._probe_timer.start()
+
+    @property
+    def probes_pending(self) -> bool:
+        """True until the probes of newly shown views have been asked for (and, between jobs, computed)."""
+        return self._probe_timer.isActive()
+
+    def _ask_probes(self) -> None:
+        """Tell the trainer the probes the views that show now draw (it skips those that do not apply)."""
+        wanted = frozenset().union(*(u.probes for u in self._users if u.showing()))
+        if wanted != self.wanted:
+            self.wanted = wanted
+            self.trainer.want_probes(wanted)
+
+    @Slot()
+    def _on_views_changed(self) -> None:
+        self._ask_probes()
+        results, step = self.trainer.probes, self.trainer.step
+        missing = any(n not in results or results[n].step != step for n in self.wanted & self.run_info.probes)
+        # While training, the trainer's next probe round brings them; between jobs, compute them now. The
+        # worker's first job only builds the optimizer and leaves the model alone, so that counts as between.
+        if missing and (self._preparing or not self.worker.busy):
+            self._publish_now()  # its frame lets every view catch up
+        else:
+            for user in self._users:
+                user.refresh()
 
     # --- from the worker (queued into the GUI thread) ----------------------------------------------
 
@@ -218,13 +333,16 @@ class Controller(QObject):
         if self.snapshot is not None and snap.step != self.snapshot.step:
             self.set_modified(True)
         self.history.absorb(snap)
-        self.snapshot = snap
+        previous, self.snapshot = self.snapshot, snap
         self._rate.append((snap.elapsed, snap.step / self.trainer.steps_per_epoch))
         while len(self._rate) > 2 and self._rate[-1][0] - self._rate[0][0] > 2.0:
             self._rate.popleft()
         self.frames_drawn += 1
+        self._ask_probes()  # Qt rearranges docks without a word now and then: look again at every frame
         self.frame.emit()
-        if snap.status in ("diverged", "early_stopped") and snap.run_id == self.trainer.run_id:
+        # Said once per stop: a later frame of the same step (probes for a view just shown) says nothing new.
+        if snap.status in STOPPED_BY_ITSELF and (previous is None or (previous.step, previous.status)
+                                                 != (snap.step, snap.status)):
             self.stopped.emit(snap.status, snap.message)
 
     @Slot()

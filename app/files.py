@@ -1,26 +1,26 @@
-"""The File menu: new, open, presets, save, recent files, export, autosave and recovery, the title bar."""
+"""The File menu: new, open, presets, save, recent files, export, autosave and recovery, the title bar. It serves
+any window that offers the small `SessionWindow` protocol."""
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-import pyqtgraph.exporters as pgx
-from PySide6.QtCore import QObject, QPoint, QRectF, QTimer, Slot
-from PySide6.QtGui import QAction, QKeySequence, QPainter
-from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import QFileDialog, QGraphicsView, QMenu, QMessageBox, QWidget
+from PySide6.QtCore import QObject, QTimer, Slot
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMenu, QMenuBar, QMessageBox, QWidget
 
 from engine import EngineError
 from engine.cli import resolve
 from engine.presets import load_preset, preset_names
-from engine.session import Session, atomic_write, save_session
+from engine.session import Session, save_session
 
+from .actions import make_action
+from .controller import Controller
+from .export import write_csv
 from .recovery import autosave_path, discard
-
-if TYPE_CHECKING:
-    from .window import MainWindow
+from .settings import settings
 
 AUTOSAVE_MS = 60_000
 MAX_RECENT = 8
@@ -29,39 +29,74 @@ FILTER_OPEN = "Sessions and specs (*.dlp *.json);;All files (*)"
 FILTER_SAVE = "DL Playground session (*.dlp)"
 
 
+@dataclass(frozen=True)
+class ViewExport:
+    """A view the File menu exports as PNG or SVG."""
+
+    key: str  # in default file names: "circle-output.png"
+    label: str  # "Output view"
+    write: Callable[[str, Path], None]  # (format, path); raises OSError
+
+
+class SessionWindow(Protocol):
+    """What the file manager needs of the window it serves."""
+
+    controller: Controller
+
+    def window(self) -> QWidget: ...  # the dialogs' parent
+
+    def menuBar(self) -> QMenuBar: ...
+
+    def close(self) -> bool: ...
+
+    def show_status(self, text: str, ms: int = 4000) -> None: ...
+
+    def show_title(self, title: str, modified: bool) -> None: ...
+
+    def session_shown(self) -> None: ...  # another session replaced the shown one
+
+    def view_exports(self) -> list[ViewExport]: ...
+
+    def ui_state(self) -> dict[str, Any]: ...
+
+    def apply_ui(self, ui: Any) -> None: ...
+
+
 class FileManager(QObject):
     """Owns the file the window shows (if any), its menu, the autosave timer and the window title."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, host: SessionWindow) -> None:
+        super().__init__(host.window())
+        self.host = host
         self.path: Path | None = None
-        self.name = window.controller.spec.name or DEFAULT_PRESET
+        self.name = host.controller.spec.name or DEFAULT_PRESET
         self.autosave_file = autosave_path()
         self.timer = QTimer(self)
         self.timer.setInterval(AUTOSAVE_MS)
         self.timer.timeout.connect(self.autosave)
         self.timer.start()
         self._build_menu()
-        window.controller.modified_changed.connect(self._on_modified)
+        host.controller.modified_changed.connect(self._on_modified)
+
+    @property
+    def controller(self) -> Controller:
+        return self.host.controller
+
+    @property
+    def parent_widget(self) -> QWidget:
+        return self.host.window()
 
     # --- menu --------------------------------------------------------------------------------------
 
-    def _act(self, menu: QMenu, text: str, slot: Any, shortcut: QKeySequence | str | None = None,
-             tip: str = "") -> QAction:
-        action = menu.addAction(text)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.setToolTip(tip or text)
-        action.setStatusTip(tip or text)
-        action.triggered.connect(slot)
-        return action
+    def _act(self, menu: QMenu, text: str, tip: str, slot: Callable[[], object],
+             shortcut: QKeySequence | QKeySequence.StandardKey | str) -> None:
+        menu.addAction(make_action(self, text, tip, slot, shortcut))
 
     def _build_menu(self) -> None:
-        menu = self.window.menuBar().addMenu("&File")
+        menu = self.host.menuBar().addMenu("&File")
         menu.setToolTipsVisible(True)
-        self._act(menu, "&New", self.new, QKeySequence.StandardKey.New, "Start a new session from the default preset")
-        self._act(menu, "&Open…", self.open_dialog, "Ctrl+O", "Open a session (.dlp) or spec (.json)")
+        self._act(menu, "&New", "Start a new session from the default preset", self.new, QKeySequence.StandardKey.New)
+        self._act(menu, "&Open…", "Open a session (.dlp) or spec (.json)", self.open_dialog, "Ctrl+O")
         presets = menu.addMenu("Open &preset")
         presets.setToolTipsVisible(True)
         for name in preset_names():
@@ -72,17 +107,15 @@ class FileManager(QObject):
         self.recent_menu = menu.addMenu("&Recent files")
         self.recent_menu.triggered.connect(self._on_recent)
         menu.addSeparator()
-        self._act(menu, "&Save", self.save, "Ctrl+S", "Save the session with its weights and history")
-        self._act(menu, "Save &As…", self.save_as, "Ctrl+Shift+S", "Save the session under a new name")
+        self._act(menu, "&Save", "Save the session with its weights and history", self.save, "Ctrl+S")
+        self._act(menu, "Save &As…", "Save the session under a new name", self.save_as, "Ctrl+Shift+S")
         export = menu.addMenu("&Export")
         export.setToolTipsVisible(True)
-        w = self.window
-        for label, key in (("Output view", "output"), ("Loss curves", "curves"), ("Health plots", "health"),
-                           ("Network view", "network")):
+        for view in self.host.view_exports():
             for fmt in ("png", "svg"):
-                action = export.addAction(f"{label} as {fmt.upper()}…")
-                action.setData((key, fmt))
-                action.setToolTip(f"Save the {label.lower()} as a {fmt.upper()} image")
+                action = export.addAction(f"{view.label} as {fmt.upper()}…")
+                action.setData((view.key, fmt))
+                action.setToolTip(f"Save the {view.label.lower()} as a {fmt.upper()} image")
         export.addSeparator()
         action = export.addAction("History as CSV…")
         action.setData(("history", "csv"))
@@ -92,15 +125,14 @@ class FileManager(QObject):
         action.setToolTip("The loss of every training step as a CSV table")
         export.triggered.connect(self._on_export)
         menu.addSeparator()
-        self._act(menu, "&Quit", w.close, "Ctrl+Q", "Close the window (asks about unsaved changes)")
+        self._act(menu, "&Quit", "Close the window (asks about unsaved changes)", self.host.close, "Ctrl+Q")
         self._refresh_recent()
 
     # --- title and modified state ------------------------------------------------------------------
 
     def update_title(self) -> None:
         label = self.path.name if self.path else f"{self.name} (unsaved)"
-        self.window.setWindowTitle(f"{label}[*] — DL Playground")
-        self.window.setWindowModified(self.window.controller.modified)
+        self.host.show_title(f"{label}[*] — DL Playground", self.controller.modified)
 
     @Slot(bool)
     def _on_modified(self, modified: bool) -> None:
@@ -110,11 +142,11 @@ class FileManager(QObject):
 
     def confirm_discard(self, doing: str) -> bool:
         """Ask before losing unsaved changes. True when it is fine to go on."""
-        if not self.window.controller.modified:
+        if not self.controller.modified:
             return True
-        self.window.controller.pause()
+        self.controller.pause()
         answer = QMessageBox.question(
-            self.window, "Unsaved changes", f"Save the changes to {self.path.name if self.path else self.name} "
+            self.parent_widget, "Unsaved changes", f"Save the changes to {self.path.name if self.path else self.name} "
             f"before {doing}?", QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
         if answer == QMessageBox.StandardButton.Save:
@@ -133,7 +165,7 @@ class FileManager(QObject):
         if not self.confirm_discard("opening another session"):
             return
         start = str(self.path.parent) if self.path else str(Path.home())
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open session", start, FILTER_OPEN)
+        path, _ = QFileDialog.getOpenFileName(self.parent_widget, "Open session", start, FILTER_OPEN)
         if path:
             self.open_path(path, confirmed=True)
 
@@ -146,7 +178,7 @@ class FileManager(QObject):
             session = resolve(str(path))
             self.show_session(session, path if path.suffix == ".dlp" else None, path.stem)
         except EngineError as exc:
-            QMessageBox.critical(self.window, "Cannot open file", f"{path.name}: {exc}")
+            QMessageBox.critical(self.parent_widget, "Cannot open file", str(exc))  # it names the file
             return False
         self.add_recent(path)
         return True
@@ -164,41 +196,19 @@ class FileManager(QObject):
 
     def show_session(self, session: Session, path: Path | None, name: str, modified: bool = False) -> None:
         """Replace the window's session (raises EngineError, changing nothing, if it does not build)."""
-        self.window.controller.load(session.spec, session.checkpoint)
+        self.controller.load(session.spec, session.checkpoint)
         self.path, self.name = path, session.spec.name or name
-        self.apply_ui(session.ui)
-        self.window.banner.hide()
-        self.window.controller.set_modified(modified)
+        self.host.apply_ui(session.ui)
+        self.host.session_shown()
+        self.controller.set_modified(modified)
         self.update_title()
 
     # --- saving ------------------------------------------------------------------------------------
 
-    def ui_state(self) -> dict[str, Any]:
-        w = self.window
-        return {"views": {name: not dock.isHidden() for name, dock in w.docks.items()},
-                "output": {"show_test": w.output.show_test.isChecked(), "discretize": w.output.discretize.isChecked()},
-                "curves": {"log_y": w.curves.log_y.isChecked()},
-                "tab": w.tabs.currentIndex(),
-                **({"editor_draft": draft} if (draft := w.editor.draft()) is not None else {})}
-
-    def apply_ui(self, ui: dict[str, Any]) -> None:
-        w = self.window
-        for name, visible in ui.get("views", {}).items():
-            if name in w.docks and isinstance(visible, bool):
-                w.docks[name].setVisible(visible)
-        out = ui.get("output", {})
-        w.output.show_test.setChecked(bool(out.get("show_test", False)))
-        w.output.discretize.setChecked(bool(out.get("discretize", False)))
-        w.curves.log_y.setChecked(bool(ui.get("curves", {}).get("log_y", False)))
-        if ui.get("tab") in (0, 1):
-            w.tabs.setCurrentIndex(ui["tab"])
-        if "editor_draft" in ui:
-            w.editor.restore_draft(ui["editor_draft"])  # an invalid graph the user was still working on
-
     def write(self, path: Path, extra_ui: dict[str, Any] | None = None) -> None:
         """Save the session as it is between two steps (training may go on)."""
-        c = self.window.controller
-        save_session(path, c.spec, c.checkpoint(), self.ui_state() | (extra_ui or {}))
+        c = self.controller
+        save_session(path, c.spec, c.checkpoint(), self.host.ui_state() | (extra_ui or {}))
 
     @Slot()
     def save(self) -> bool:
@@ -209,7 +219,7 @@ class FileManager(QObject):
     @Slot()
     def save_as(self) -> bool:
         start = str(self.path) if self.path else str(Path.home() / f"{self.name}.dlp")
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save session", start, FILTER_SAVE)
+        path, _ = QFileDialog.getSaveFileName(self.parent_widget, "Save session", start, FILTER_SAVE)
         if not path:
             return False
         path_ = Path(path)
@@ -222,25 +232,25 @@ class FileManager(QObject):
             self.write(path)
         except (EngineError, OSError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            QMessageBox.critical(self.window, "Cannot save", f"{path.name}: {why}. The previous file is unchanged.")
+            QMessageBox.critical(self.parent_widget, "Cannot save", f"{path.name}: {why}. The previous file is unchanged.")
             return False
         self.path, self.name = path, path.stem
-        self.window.controller.set_modified(False)
+        self.controller.set_modified(False)
         self.add_recent(path)
         self.update_title()
-        self.window.statusBar().showMessage(f"Saved {path}", 4000)
+        self.host.show_status(f"Saved {path}")
         return True
 
     @Slot()
     def autosave(self) -> None:
         """Write the recovery copy while there are unsaved changes; never disturbs the user's own file."""
-        if not self.window.controller.modified:
+        if not self.controller.modified:
             return
         meta = {"recovery": {"path": str(self.path) if self.path else None, "name": self.name}}
         try:
             self.write(self.autosave_file, meta)
         except (EngineError, OSError) as exc:
-            self.window.statusBar().showMessage(f"Autosave failed: {exc}", 8000)
+            self.host.show_status(f"Autosave failed: {exc}", 8000)
 
     def finish(self) -> None:
         """A clean exit: nothing is left to recover."""
@@ -250,13 +260,13 @@ class FileManager(QObject):
     # --- recent files ------------------------------------------------------------------------------
 
     def recent(self) -> list[str]:
-        value = self.window.settings().value("recent", [])
+        value = settings().value("recent", [])
         items = [value] if isinstance(value, str) else list(value or [])
         return [p for p in items if isinstance(p, str)]
 
     def add_recent(self, path: Path) -> None:
         items = [str(path.resolve())] + [p for p in self.recent() if p != str(path.resolve())]
-        s = self.window.settings()
+        s = settings()
         s.setValue("recent", items[:MAX_RECENT])
         s.sync()
         self._refresh_recent()
@@ -276,62 +286,20 @@ class FileManager(QObject):
     def _on_export(self, action: QAction) -> None:
         key, fmt = action.data()
         default = str((self.path.parent if self.path else Path.home()) / f"{self.name}-{key}.{fmt}")
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export", default, f"{fmt.upper()} (*.{fmt})")
+        path, _ = QFileDialog.getSaveFileName(self.parent_widget, "Export", default, f"{fmt.upper()} (*.{fmt})")
         if path:
             try:
                 self.export(key, fmt, Path(path))
             except OSError as exc:
-                QMessageBox.critical(self.window, "Cannot export", f"{Path(path).name}: {exc.strerror or exc}")
+                QMessageBox.critical(self.parent_widget, "Cannot export", f"{Path(path).name}: {exc.strerror or exc}")
                 return
-            self.window.statusBar().showMessage(f"Exported {path}", 4000)
+            self.host.show_status(f"Exported {path}")
 
     def export(self, key: str, fmt: str, path: Path) -> None:
-        """Write one view as PNG (pyqtgraph's exporter for plots) or SVG, or the history as CSV."""
-        w = self.window
+        """Write one view as PNG or SVG, or the history ("history": per epoch, "steps": per step) as CSV."""
         if fmt == "csv":
-            h = w.controller.history
-            rows = h.csv_rows() if key == "history" else [["step", "epoch", "loss"]] + [
-                [str(i + 1), f"{x:.6g}", repr(float(v))] for i, (x, v) in enumerate(zip(h.step_x(), h.step_loss.view()))]
-            buf = io.StringIO()
-            csv.writer(buf, lineterminator="\n").writerows(rows)
-            data = buf.getvalue().encode()
-            atomic_write(path, lambda f: f.write(data))
+            h = self.controller.history
+            write_csv(path, h.csv_rows() if key == "history" else h.step_rows())
             return
-        if key == "network":
-            _export_widget(w.network.body, fmt, path)
-            return
-        if fmt == "svg":
-            # pyqtgraph 0.14's SVGExporter fails on Qt ≥ 6.9 path data (pyqtgraph#3485); Qt's own SVG
-            # generator renders the same scene.
-            _export_widget({"output": w.output.plot, "curves": w.curves.graphics, "health": w.health.graphics}[key],
-                           fmt, path)
-            return
-        item = {"output": w.output.plot.getPlotItem(), "curves": w.curves.graphics.scene(),
-                "health": w.health.graphics.scene()}[key]
-        exporter = pgx.ImageExporter(item)
-        exporter.parameters()["width"] = max(800, int(exporter.parameters()["width"]))
-        exporter.export(str(path))
-        if not path.is_file():
-            raise OSError("the PNG exporter wrote nothing")
-
-
-def _export_widget(widget: QWidget, fmt: str, path: Path) -> None:
-    if fmt == "png":
-        if not widget.grab().save(str(path), "PNG"):
-            raise OSError("could not write the PNG")
-        return
-    gen = QSvgGenerator()
-    gen.setFileName(str(path))
-    gen.setSize(widget.size())
-    gen.setViewBox(QRectF(0, 0, widget.width(), widget.height()))
-    gen.setTitle("DL Playground network")
-    painter = QPainter(gen)
-    try:
-        if isinstance(widget, QGraphicsView):
-            widget.render(painter)  # the view's visible scene, as vectors
-        else:
-            widget.render(painter, QPoint(0, 0))
-    finally:
-        painter.end()
-    if not path.is_file():
-        raise OSError("could not write the SVG")
+        views = {view.key: view for view in self.host.view_exports()}
+        views[key].write(fmt, path)

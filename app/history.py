@@ -75,6 +75,11 @@ class RunHistory:
         values = store.get(node, [])
         return np.asarray(values + [np.nan] * (len(self.probe_steps) - len(values)), dtype=np.float64)
 
+    def step_rows(self) -> list[list[str]]:
+        """Every step's loss as CSV rows (step, its position in epochs, loss), header first."""
+        return [["step", "epoch", "loss"]] + [[str(i + 1), f"{x:.6g}", repr(float(v))]
+                                              for i, (x, v) in enumerate(zip(self.step_x(), self.step_loss.view()))]
+
     def csv_rows(self) -> list[list[str]]:
         """Per-epoch history as CSV rows, header first."""
         rows = [["epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy"]]

@@ -22,10 +22,10 @@ from engine.presets import load_preset
 from engine.session import Session, load_session
 
 from .files import DEFAULT_PRESET
-from .recovery import discard, orphans
+from .recovery import discard, orphans, recovery_meta
 from .window import MainWindow
 
-# Known to crash the interpreter within seconds of live plotting (DESIGN.md §5). pyproject keeps pip from
+# Known to crash the interpreter within seconds of live plotting (ARCHITECTURE.md, "The Qt pin"). pyproject keeps pip from
 # installing it; this catches a Qt that came another way (conda, a system package, `pip install PySide6`).
 CRASHING_QT = (("6.12.0", "0.14."),)
 
@@ -60,7 +60,7 @@ def offer_recovery(window: MainWindow) -> None:
             session = load_session(newest.path)
             original = newest.original
             window.files.show_session(session, Path(original) if original else None,
-                                      session.ui.get("recovery", {}).get("name", "recovered"), modified=True)
+                                      recovery_meta(session.ui).get("name") or "recovered", modified=True)
         except EngineError as exc:
             QMessageBox.critical(window, "Cannot recover", str(exc))
     for o in found:
@@ -71,14 +71,18 @@ def build(source: str | None) -> tuple[MainWindow, str | None]:
     """The window with `source` open (the default preset, and an error, if it cannot be opened). Show it before
     closing it: Qt sends no close event to a window never shown, and the close event stops the training thread."""
     error = None
-    session = Session(load_preset(DEFAULT_PRESET), None, {})
+    default = Session(load_preset(DEFAULT_PRESET), None, {})
+    session = default
+    window = None
     if source:
         try:
             session = resolve(source)
+            window = MainWindow(session.spec, session.checkpoint)  # one trainer, built once, from the file's state
         except EngineError as exc:
-            error = f"{source}: {exc}"
-    window = MainWindow(session.spec, session.checkpoint)  # one trainer, built once, from the file's state
-    window.files.apply_ui(session.ui)
+            error, session = str(exc), default  # the error names the file; the window opens on the default
+    if window is None:
+        window = MainWindow(session.spec, session.checkpoint)
+    window.apply_ui(session.ui)
     if source and error is None:
         p = Path(source)
         if p.suffix == ".dlp" and p.is_file():

@@ -4,11 +4,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from engine import EngineError
 from engine.session import load_session
 
 from .paths import recovery_dir
+
+
+def recovery_meta(ui: Any) -> dict[str, str]:
+    """What an autosave says about the session it saved (its file and name); what a file holds here is unchecked."""
+    meta = ui.get("recovery") if isinstance(ui, dict) else None
+    if not isinstance(meta, dict):
+        return {}
+    return {k: v for k, v in meta.items() if k in ("path", "name") and isinstance(v, str)}
 
 
 def autosave_path() -> Path:
@@ -48,7 +57,7 @@ def orphans() -> list[Orphan]:
             continue
         try:
             session = load_session(path)
-            meta = session.ui.get("recovery", {})
+            meta = recovery_meta(session.ui)
             epoch = session.checkpoint.epoch if session.checkpoint else 0
             name = meta.get("name") or session.spec.name or "untitled"
             found.append(Orphan(path, meta.get("path"), f"{name}, epoch {epoch}"))

@@ -1,11 +1,15 @@
-"""The main window: toolbar, panels and views docked around the network, banner, title and layout memory."""
+"""The main window: toolbar, panels and the views of the VIEWS table docked around the network, banner, title,
+the session's ui state and layout memory."""
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+import logging
+from pathlib import Path
+from typing import Any, cast
+
+from PySide6.QtCore import QByteArray, QEvent, Qt, Slot
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDockWidget,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -14,7 +18,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QStyle,
-    QTabWidget,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -25,19 +28,20 @@ from engine.check import parse_spec
 from engine.spec import spec_to_dict
 from engine.stack import Stack, with_stack
 
+from .actions import make_action
 from .controller import Controller
+from .deck import ViewDeck
 from .editor.editor import NetworkEditor, confirm_reset
-from .files import FileManager
+from .files import FileManager, ViewExport
 from .panels.data import DataPanel
 from .panels.training import TrainingPanel
-from .paths import settings_file
+from .settings import settings
 from .views.curves import CurvesView
 from .views.health import HealthView
 from .views.network import NetworkView
 from .views.output import OutputView
 
-STATUS_TEXT = {"ready": "ready", "running": "training", "paused": "paused", "finished": "paused",
-               "diverged": "diverged", "early_stopped": "stopped early"}
+log = logging.getLogger(__name__)
 
 
 class Banner(QFrame):
@@ -93,21 +97,15 @@ class MainWindow(QMainWindow):
         self.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         self.controller = Controller(spec, checkpoint, self)
         c = self.controller
-        self.network = NetworkView(c)
-        self.output = OutputView(c)
-        self.curves = CurvesView(c)
-        self.health = HealthView(c)
         self.data_panel = DataPanel()
         self.training_panel = TrainingPanel()
         self.banner = Banner(self)
         self.banner.action.clicked.connect(self._on_reset)
         self.editor = NetworkEditor(c)
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("central_tabs")
-        self.tabs.addTab(self.network, "Network")
-        self.tabs.addTab(self.editor, "Graph editor")
-        self.tabs.setTabToolTip(0, "The network as it trains: neurons, weights and the layer-stack editor")
-        self.tabs.setTabToolTip(1, "Build any network as a graph: drag layers in, wire them, check shapes (Ctrl+E)")
+        editor_tip = "Build any network as a graph: drag layers in, wire them, check shapes (Ctrl+E)"
+        self.deck = ViewDeck(self, c, [("Graph editor", editor_tip, self.editor)],
+                             {"Data": scrolled(self.data_panel), "Training": scrolled(self.training_panel)})
+        self.views, self.docks, self.tabs = self.deck.views, self.deck.docks, self.deck.tabs
         self.tabs.currentChanged.connect(self._on_tab)
         central = QWidget()
         col = QVBoxLayout(central)
@@ -115,14 +113,6 @@ class MainWindow(QMainWindow):
         col.addWidget(self.banner)
         col.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
-        self.docks: dict[str, QDockWidget] = {}
-        self._dock("Data", scrolled(self.data_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Training", scrolled(self.training_panel), Qt.DockWidgetArea.LeftDockWidgetArea)
-        self._dock("Output", self.output, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("Curves", self.curves, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("Health", self.health, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.tabifyDockWidget(self.docks["Curves"], self.docks["Health"])
-        self.docks["Curves"].raise_()
         self._build_toolbar()
         self.files = FileManager(self)
         self._build_view_menu()
@@ -148,25 +138,25 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Data"], self.docks["Training"]], [500, 360], Qt.Orientation.Vertical)
         self.restore_layout()
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> None:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(f"dock_{title.lower()}")
-        dock.setWidget(widget)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        self.addDockWidget(area, dock)
-        self.docks[title] = dock
+    # The views the window itself wires up or tests reach; any other view is only in `views`.
+
+    @property
+    def network(self) -> NetworkView:
+        return cast(NetworkView, self.views["network"])
+
+    @property
+    def output(self) -> OutputView:
+        return cast(OutputView, self.views["output"])
+
+    @property
+    def curves(self) -> CurvesView:
+        return cast(CurvesView, self.views["curves"])
+
+    @property
+    def health(self) -> HealthView:
+        return cast(HealthView, self.views["health"])
 
     # --- toolbar -----------------------------------------------------------------------------------
-
-    def _action(self, text: str, tip: str, shortcut: QKeySequence | str, slot: object,
-                icon: QStyle.StandardPixmap) -> QAction:
-        action = QAction(self.style().standardIcon(icon), text, self)
-        action.setShortcut(QKeySequence(shortcut))
-        action.setToolTip(f"{tip} ({QKeySequence(shortcut).toString()})")
-        action.triggered.connect(slot)
-        return action
 
     def _build_toolbar(self) -> None:
         bar = QToolBar("Training")
@@ -174,13 +164,15 @@ class MainWindow(QMainWindow):
         bar.setMovable(False)
         self.addToolBar(bar)
         sp = QStyle.StandardPixmap
+        icon = self.style().standardIcon
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.play_action = self._action("Play", "Train until paused", "Space", self._on_play, sp.SP_MediaPlay)
-        self.epoch_action = self._action("Epoch", "Train exactly one epoch", "Right", self._on_step_epoch,
-                                         sp.SP_MediaSkipForward)
-        self.batch_action = self._action("Batch", "Train one minibatch step", "Shift+Right", self._on_step_batch,
-                                         sp.SP_MediaSeekForward)
-        self.reset_action = self._action("Reset", "Start over", "R", self._on_reset, sp.SP_BrowserReload)
+        self.play_action = make_action(self, "Play", "Train until paused", self._on_play, "Space",
+                                       icon(sp.SP_MediaPlay))
+        self.epoch_action = make_action(self, "Epoch", "Train exactly one epoch", self._on_step_epoch, "Right",
+                                        icon(sp.SP_MediaSkipForward))
+        self.batch_action = make_action(self, "Batch", "Train one minibatch step", self._on_step_batch,
+                                        "Shift+Right", icon(sp.SP_MediaSeekForward))
+        self.reset_action = make_action(self, "Reset", "Start over", self._on_reset, "R", icon(sp.SP_BrowserReload))
         for a in (self.play_action, self.epoch_action, self.batch_action, self.reset_action):
             bar.addAction(a)
         self.same_weights = QCheckBox("same initial weights")
@@ -201,16 +193,16 @@ class MainWindow(QMainWindow):
 
     def _build_view_menu(self) -> None:
         menu = self.menuBar().addMenu("&View")
-        edit = QAction("Graph editor", self)
-        edit.setShortcut(QKeySequence("Ctrl+E"))
-        edit.setToolTip("Switch between the live network and the graph editor (Ctrl+E)")
-        edit.triggered.connect(lambda: self.tabs.setCurrentIndex(1 - self.tabs.currentIndex()))
-        menu.addAction(edit)
+        menu.setToolTipsVisible(True)
+        menu.addAction(make_action(self, "Graph editor", "Switch between the live network and the graph editor",
+                                   self._on_switch_tab, "Ctrl+E"))
         menu.addSeparator()
         for dock in self.docks.values():
-            action = dock.toggleViewAction()
-            action.setToolTip(f"Show or hide the {dock.windowTitle()} panel")
-            menu.addAction(action)
+            menu.addAction(dock.toggleViewAction())
+
+    @Slot()
+    def _on_switch_tab(self) -> None:
+        self.tabs.setCurrentIndex(1 - self.tabs.currentIndex())
 
     @Slot(int)
     def _on_tab(self, index: int) -> None:
@@ -271,7 +263,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_stack_edited(self, stack: Stack) -> None:
         if self.controller.trainer.step > 0 and not confirm_reset(self, self.controller):
-            self.network._on_spec()  # show the stack as it still is
+            self.network.show_stack()  # show the stack as it still is
             return
         self.apply_spec(with_stack(self.controller.spec, stack))
 
@@ -288,9 +280,10 @@ class MainWindow(QMainWindow):
         spec = self.controller.spec
         self.data_panel.set_spec(spec)
         self.training_panel.set_spec(spec)
-        self.params_label.setText(f"{self.controller.trainer.info.total_params:,} parameters")
+        self.params_label.setText(f"{self.controller.run_info.total_params:,} parameters")
         if self.controller.blocked is None:
             self.banner.hide()
+        self.deck.fit(spec)
         self.files.update_title()
 
     @Slot()
@@ -311,12 +304,9 @@ class MainWindow(QMainWindow):
         self.rate_label.setText(f"{c.epochs_per_second():,.0f} epochs/s" if c.playing else "")
         if snap is None:
             return
-        status = "training" if c.playing else STATUS_TEXT.get(snap.status, snap.status)
-        if not c.playing and snap.step == 0:
-            status = "ready: press Space to train"
         loss = c.history.epochs["epoch_test_loss"]
         last = f" · test loss {loss.view()[-1]:.4f}" if loss.n else ""
-        self.status_label.setText(f"{status} · lr {snap.lr:.4g}{last}")
+        self.status_label.setText(f"{c.status_text()} · lr {snap.lr:.4g}{last}")
 
     @Slot(str, str)
     def _on_stopped(self, status: str, message: str) -> None:
@@ -329,13 +319,42 @@ class MainWindow(QMainWindow):
     def _on_error(self, message: str) -> None:
         QMessageBox.critical(self, "Training error", message)
 
-    # --- layout memory, drops and closing ----------------------------------------------------------
+    # --- what the file manager asks of its window ----------------------------------------------------
 
-    def settings(self) -> QSettings:
-        return QSettings(str(settings_file()), QSettings.Format.IniFormat)
+    def show_status(self, text: str, ms: int = 4000) -> None:
+        self.statusBar().showMessage(text, ms)
+
+    def show_title(self, title: str, modified: bool) -> None:
+        self.setWindowTitle(title)
+        self.setWindowModified(modified)
+
+    def session_shown(self) -> None:
+        """Another session is in the window: the last one's messages no longer apply."""
+        self.banner.hide()
+
+    def view_exports(self) -> list[ViewExport]:
+        return self.deck.exports()
+
+    def ui_state(self) -> dict[str, Any]:
+        """What the session file keeps of the window: the views' state and an unfinished graph draft."""
+        ui = self.deck.ui_state()
+        if (draft := self.editor.draft()) is not None:
+            ui["editor_draft"] = draft
+        return ui
+
+    def apply_ui(self, ui: Any) -> None:
+        """Take the state `ui_state` saved. A file may hold anything here: what does not fit is logged and skipped."""
+        if not isinstance(ui, dict):
+            log.warning("ignoring the session's view state: expected a mapping, got %s", type(ui).__name__)
+            ui = {}
+        self.deck.apply_ui(ui)
+        if "editor_draft" in ui:
+            self.editor.restore_draft(ui["editor_draft"])  # an invalid graph the user was still working on
+
+    # --- layout memory, visibility, drops and closing ----------------------------------------------
 
     def restore_layout(self) -> None:
-        s = self.settings()
+        s = settings()
         geometry, state = s.value("window/geometry"), s.value("window/state")
         if isinstance(geometry, QByteArray):
             self.restoreGeometry(geometry)
@@ -343,10 +362,16 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def save_layout(self) -> None:
-        s = self.settings()
+        s = settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
         s.sync()
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Minimised, views stop drawing and their probes stop; restored, they catch up."""
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.WindowStateChange:
+            self.controller.views_changed()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         urls = event.mimeData().urls()
@@ -357,7 +382,7 @@ class MainWindow(QMainWindow):
         urls = event.mimeData().urls()
         if urls:
             event.acceptProposedAction()
-            self.files.open_path(urls[0].toLocalFile())
+            self.files.open_path(Path(urls[0].toLocalFile()))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.files.confirm_discard("quitting"):

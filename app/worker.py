@@ -1,4 +1,4 @@
-"""The training thread: the engine's generator runs in a QThread worker (DESIGN.md §3).
+"""The training thread: the engine's generator runs in a QThread worker (ARCHITECTURE.md, "Threads").
 
 The GUI never calls into the worker through queued signals: a slot that loops never sees them. It sets
 ``threading.Event``s that the loop checks at every step boundary. Snapshots go the other way through a
@@ -132,7 +132,7 @@ LIVE: weakref.WeakSet[TrainingThread] = weakref.WeakSet()  # tests check that no
 
 
 class TrainingThread:
-    """Owns the QThread and its worker; `shutdown` is the one safe way to end them (DESIGN.md §3)."""
+    """Owns the QThread and its worker; `shutdown` is the one safe way to end them (ARCHITECTURE.md, "Threads")."""
 
     def __init__(self, parent: QObject) -> None:
         LIVE.add(self)

@@ -73,3 +73,11 @@ def shortest_cycle(graph: nx.DiGraph, start: str) -> list[tuple[str, str]]:
     assert best is not None
     nodes = [start, *best]
     return list(itertools.pairwise(nodes))
+
+
+def test_no_reference_to_a_design_file_outside_the_repository():
+    """Comments cite ARCHITECTURE.md, which is in the repository; a newcomer must be able to follow them."""
+    cited = [f"{p.relative_to(ROOT)}:{i}" for p in [*ROOT.glob("engine/**/*.py"), *ROOT.glob("app/**/*.py"),
+                                                    *ROOT.glob("tests/**/*.py"), ROOT / "pyproject.toml"]
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "DESIGN" + ".md" in line]
+    assert not cited, cited

@@ -1,14 +1,19 @@
 """Loss and accuracy curves: per-epoch train/test lines over every step's loss as a faint line."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Slot
-from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from engine import Snapshot
+
 from ..controller import Controller
+from ..export import export_plot_png, export_widget
 from ..history import RunHistory
+from .base import LiveView
 from .plotting import StableRange, finite_max, finite_min, grow, log_range, long_curve, prepare_plot
 
 TRAIN_PEN = pg.mkPen((8, 119, 189), width=2)
@@ -16,12 +21,13 @@ TEST_PEN = pg.mkPen((245, 147, 34), width=2)
 STEP_PEN = pg.mkPen((120, 120, 120, 70), width=1)
 
 
-class CurvesView(QWidget):
+class CurvesView(LiveView):
     """Two linked plots, loss above accuracy, x in epochs; hovering shows the epoch's values."""
 
+    uses_history = True
+
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.controller = controller
+        super().__init__(controller, parent)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.loss_plot = self.graphics.addPlot(row=0, col=0)
@@ -61,26 +67,23 @@ class CurvesView(QWidget):
         layout.addWidget(self.graphics, 1)
         layout.addLayout(bar)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
-        controller.frame.connect(self._on_frame)
-        controller.state_changed.connect(self._on_frame)
-        self._on_frame()  # the controller may have drawn its first frame before this view existed
+
+    def toggles(self) -> dict[str, QCheckBox]:
+        return {"log_y": self.log_y}
 
     @Slot(bool)
     def _on_log(self, on: bool) -> None:
         self.loss_plot.setLogMode(y=on)
         self.loss_range.reset()
         self._ymax = None
-        self._on_frame()
+        self.refresh()
 
-    @Slot()
-    def _on_frame(self) -> None:
-        if not self.isVisible() and self.train_curve.xData is not None:
-            return
+    def draw(self, snap: Snapshot | None) -> None:
         h: RunHistory = self.controller.history
         if h.step_loss.n == 0:
             self._xmax = self._ymax = None  # a new run: the axes start small again
         self.step_curve.setData(h.step_x(), h.step_loss.view())
-        classify = self.controller.spec.dataset.task == "classification"
+        classify = self.controller.run_info.task == "classification"
         self.acc_plot.setVisible(classify)
         key = (h.run_id, h.n_epochs, classify)
         if key != self._epochs_drawn:  # epoch curves change only when an epoch ends
@@ -131,7 +134,8 @@ class CurvesView(QWidget):
                 return
         self.cursor.setVisible(False)
 
-    def showEvent(self, event: QShowEvent) -> None:
-        """Hidden views skip frames; catch up when shown."""
-        super().showEvent(event)
-        self._on_frame()
+    def export(self, fmt: str, path: Path) -> None:
+        if fmt == "png":
+            export_plot_png(self.graphics.scene(), path)
+        else:
+            export_widget(self.graphics, fmt, path)

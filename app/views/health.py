@@ -1,13 +1,17 @@
 """Training health: per-layer gradient norms, dead-ReLU share and weight histograms."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Slot
-from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ..controller import Controller
+from engine import Snapshot
+
+from ..controller import Controller, RunInfo
+from ..export import export_plot_png, export_widget
+from .base import LiveView
 from .plotting import StableRange, finite_max, finite_min, grow, log_range, prepare_plot
 
 HIST_BINS = 30
@@ -17,12 +21,13 @@ def layer_pen(i: int) -> pg.QtGui.QPen:
     return pg.mkPen(pg.intColor(i, hues=9, values=1, maxValue=200), width=2)
 
 
-class HealthView(QWidget):
+class HealthView(LiveView):
     """Curves per layer, keyed by node id; items are rebuilt only when the set of layers changes."""
 
+    probes = frozenset({"grad_norms", "dead_units", "weights"})
+
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.controller = controller
+        super().__init__(controller, parent)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.grad_plot = self.graphics.addPlot(row=0, col=0, title="gradient norm per layer")
@@ -44,17 +49,12 @@ class HealthView(QWidget):
         self._bounds: dict[str, float | None] = {"x": None, "w": None, "count": None}
         self.dead_note = pg.TextItem("no ReLU layers in this network", color=(110, 110, 110), anchor=(0.5, 0.5))
         self.dead_plot.addItem(self.dead_note, ignoreBounds=True)
-        self.dead_note.setPos(0.5, 50)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.graphics)
         self.grad_curves: dict[str, pg.PlotDataItem] = {}
         self.dead_curves: dict[str, pg.PlotDataItem] = {}
         self.hist_curves: dict[str, pg.PlotDataItem] = {}
-        self._key = (-1, -1)
-        self._drawn_once = False
-        controller.frame.connect(self._on_frame)
-        self._on_frame()  # the controller may have drawn its first frame before this view existed
 
     def _sync(self, plot: pg.PlotItem, curves: dict[str, pg.PlotDataItem], nodes: list[str], **kw: object) -> None:
         if list(curves) == nodes:
@@ -64,26 +64,20 @@ class HealthView(QWidget):
         curves.clear()
         if plot is self.grad_plot:
             self.legend.clear()
-        layers = self.controller.trainer.info.order
+        assert self.run is not None
+        layers = self.run.order
         for node in nodes:
             name = node if plot is self.grad_plot else None
             curves[node] = plot.plot(pen=layer_pen(layers.index(node)), name=name, **kw)
 
-    @Slot()
-    def _on_frame(self) -> None:
-        snap = self.controller.snapshot
-        if snap is None or "grad_norms" not in snap.probes or (not self.isVisible() and self._drawn_once):
-            return
-        step = snap.probes["grad_norms"].step
-        if (snap.run_id, step) == self._key and self._drawn_once:
-            return
-        if snap.run_id != self._key[0]:
-            self._bounds = dict.fromkeys(self._bounds)
-        self._key = (snap.run_id, step)
-        self._drawn_once = True
+    def on_run(self, run: RunInfo) -> None:
+        self._bounds = dict.fromkeys(self._bounds)  # a new run: the axes start small again
+
+    def draw(self, snap: Snapshot | None) -> None:
+        assert snap is not None and self.run is not None
         h = self.controller.history
-        info = self.controller.trainer.info
-        grad_nodes = [n for n in info.order if info.nodes[n].n_params > 0]
+        run = self.run
+        grad_nodes = [n for n in run.order if run.nodes[n].n_params > 0]
         dead_nodes = list(snap.probes["dead_units"].arrays) if "dead_units" in snap.probes else []
         weight_arrays = snap.probes["weights"].arrays if "weights" in snap.probes else {}
         self._sync(self.grad_plot, self.grad_curves, grad_nodes)
@@ -98,6 +92,7 @@ class HealthView(QWidget):
         self.dead_note.setVisible(not dead_nodes)
         b = self._bounds
         b["x"] = grow(b["x"], max(1.0, float(x[-1]) if len(x) else 1.0))
+        self.dead_note.setPos(b["x"] / 2, 50)  # centred however far the epoch axis has grown
         grads = [h.series(h.grad_norms, n) for n in self.grad_curves]
         self.grad_range.set(x=(0.0, b["x"]), y=log_range(finite_min(*grads), finite_max(*grads)))
         self.dead_range.set(x=(0.0, b["x"]), y=(0.0, 100.0))
@@ -112,8 +107,8 @@ class HealthView(QWidget):
         b["count"] = grow(b["count"], top)
         self.hist_range.set(x=(-b["w"], b["w"]), y=(0.0, b["count"]))
 
-    def showEvent(self, event: QShowEvent) -> None:
-        """Hidden views skip frames; catch up when shown."""
-        super().showEvent(event)
-        self._key = (-1, -1)
-        self._on_frame()
+    def export(self, fmt: str, path: Path) -> None:
+        if fmt == "png":
+            export_plot_png(self.graphics.scene(), path)
+        else:
+            export_widget(self.graphics, fmt, path)

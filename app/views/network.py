@@ -3,113 +3,39 @@ input plane, links coloured by the weight's sign and as thick as |w|; +/− for 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtGui import QImage, QResizeEvent, QShowEvent
-from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QGridLayout,
-    QHBoxLayout,
-    QLabel,
-    QScrollArea,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtGui import QImage, QResizeEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
+from engine import Snapshot
 from engine.datasets.toy2d import DOMAIN, FEATURE_LABELS, features
-from engine.head import output_activation
-from engine.ops.activations import ACTIVATIONS
 from engine.probes.boundary import grid_points
 from engine.stack import MAX_LAYERS, Layer, Stack, from_model
 
 from ..colors import diverging_rgb, output_rgb
 from ..controller import Controller
-from .network_canvas import ALL_FEATURES, COLUMN_W, Column, NetworkCanvas, to_qimages
+from ..export import export_widget
+from .base import LiveView
+from .layer_header import MAX_SHOWN, LayerHeader
+from .network_canvas import COLUMN_W, Column, Link, NetworkCanvas, to_qimages
 
-MAX_SHOWN = 16  # neurons drawn per column; wider layers are allowed and say how many are hidden
-MAX_UNITS_BUTTON = 256
+ALL_FEATURES = tuple(FEATURE_LABELS)
 HEADER_H = 84
 FEATURE_GRID = 24
 
 
-class LayerHeader(QWidget):
-    """Controls above one hidden layer: neurons −/+, activation, dropout, batch norm."""
-
-    changed = Signal(int, object)  # layer index, new Layer
-
-    def __init__(self, index: int, layer: Layer, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.index, self.layer = index, layer
-        minus, plus = QToolButton(), QToolButton()
-        minus.setText("−")
-        plus.setText("+")
-        minus.setToolTip(f"Remove a neuron from hidden layer {index + 1}")
-        plus.setToolTip(f"Add a neuron to hidden layer {index + 1}")
-        minus.setEnabled(layer.units > 1)
-        plus.setEnabled(layer.units < MAX_UNITS_BUTTON)
-        minus.clicked.connect(self._on_minus)
-        plus.clicked.connect(self._on_plus)
-        self.count = QLabel(str(layer.units))
-        self.count.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.count.setToolTip(f"{layer.units} neuron{'s' if layer.units != 1 else ''} in hidden layer {index + 1}"
-                              f"{f' (the first {MAX_SHOWN} are drawn)' if layer.units > MAX_SHOWN else ''}")
-        self.activation = QComboBox()
-        self.activation.addItems([a for a in ACTIVATIONS])
-        self.activation.setCurrentText(layer.activation)
-        self.activation.setToolTip(f"Activation function of hidden layer {index + 1}")
-        self.activation.currentTextChanged.connect(self._on_activation)
-        self.dropout = QDoubleSpinBox()
-        self.dropout.setRange(0.0, 0.9)
-        self.dropout.setSingleStep(0.1)
-        self.dropout.setDecimals(2)
-        self.dropout.setValue(layer.dropout)
-        self.dropout.setToolTip("Dropout: the share of this layer's outputs zeroed at random during training")
-        self.dropout.setKeyboardTracking(False)
-        self.dropout.valueChanged.connect(self._on_dropout)
-        self.bn = QCheckBox("BN")
-        self.bn.setChecked(layer.batch_norm)
-        self.bn.setToolTip("Batch normalization after this layer")
-        self.bn.toggled.connect(self._on_bn)
-        grid = QGridLayout(self)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(2)
-        row = QHBoxLayout()
-        row.addWidget(minus)
-        row.addWidget(self.count, 1)
-        row.addWidget(plus)
-        grid.addLayout(row, 0, 0, 1, 2)
-        grid.addWidget(self.activation, 1, 0, 1, 2)
-        grid.addWidget(self.dropout, 2, 0)
-        grid.addWidget(self.bn, 2, 1)
-        self.activation.setMinimumWidth(40)
-        self.dropout.setMinimumWidth(40)
-
-    def _emit(self, layer: Layer) -> None:
-        self.changed.emit(self.index, layer)
-
-    @Slot()
-    def _on_minus(self) -> None:
-        self._emit(replace(self.layer, units=self.layer.units - 1))
-
-    @Slot()
-    def _on_plus(self) -> None:
-        self._emit(replace(self.layer, units=self.layer.units + 1))
-
-    @Slot(str)
-    def _on_activation(self, name: str) -> None:
-        self._emit(replace(self.layer, activation=name))
-
-    @Slot(float)
-    def _on_dropout(self, p: float) -> None:
-        self._emit(replace(self.layer, dropout=round(p, 2)))
-
-    @Slot(bool)
-    def _on_bn(self, on: bool) -> None:
-        self._emit(replace(self.layer, batch_norm=on))
+def unit_weights(w: np.ndarray, units: int) -> tuple[np.ndarray, int]:
+    """A dense weight (out, in) as one row per unit, and the pieces per unit: a maxout layer has `units`·k rows
+    (k consecutive pieces per unit), drawn as the strongest piece of each link."""
+    k = max(1, w.shape[0] // max(units, 1))
+    if k == 1:
+        return w, 1
+    pieces = w[:units * k].reshape(units, k, w.shape[1])  # (units, k, in)
+    best = np.abs(pieces).argmax(axis=1)  # (units, in)
+    return np.take_along_axis(pieces, best[:, None, :], axis=1)[:, 0, :], k
 
 
 class _Body(QWidget):
@@ -123,15 +49,15 @@ class _Body(QWidget):
         self.view._place()
 
 
-class NetworkView(QWidget):
+class NetworkView(LiveView):
     """Header row of layer controls over the canvas; edits come out as `stack_edited` / `features_edited`."""
 
+    probes = frozenset({"neurons", "boundary", "weights"})
     stack_edited = Signal(object)  # Stack
     features_edited = Signal(object)  # tuple of feature names
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.controller = controller
+        super().__init__(controller, parent)
         self.stack: Stack | None = None
         self.enabled_features: tuple[str, ...] = ()
         self.dense_ids: list[str] = []
@@ -153,9 +79,8 @@ class NetworkView(QWidget):
         top.addWidget(self.note)
         self.body = _Body(self)
         self.headers: list[QWidget] = []
-        self.canvas = NetworkCanvas(self)
-        self.canvas.setParent(self.body)
-        self.canvas.feature_clicked.connect(self._on_feature_clicked)
+        self.canvas = NetworkCanvas(self.column_x, self.describe_unit, self.describe_link, self.body)
+        self.canvas.unit_clicked.connect(self._on_unit_clicked)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.body)
@@ -165,10 +90,9 @@ class NetworkView(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.scroll, 1)
         self._feature_images = self._make_feature_images()
-        self._probe_key: tuple[int, int] = (-1, -1)
-        controller.spec_changed.connect(self._on_spec)
-        controller.frame.connect(self._on_frame)
-        self._on_spec()
+        self._pieces: dict[str, int] = {}  # linear pieces per unit of each drawn dense layer (maxout: k)
+        controller.spec_changed.connect(self.show_stack)
+        self.show_stack()
 
     # --- geometry shared by headers and canvas -----------------------------------------------------
 
@@ -199,12 +123,12 @@ class NetworkView(QWidget):
         return to_qimages(diverging_rgb(vals / np.maximum(scale, 1e-9)))
 
     @Slot()
-    def _on_spec(self) -> None:
-        spec = self.controller.spec
+    def show_stack(self) -> None:
+        """Rebuild the layer controls from the spec (also to undo an edit the user did not confirm)."""
+        spec, run = self.controller.spec, self.controller.run_info
         self.stack = from_model(spec.model)
         self.enabled_features = tuple(spec.dataset.features)
-        info = self.controller.trainer.info
-        self.dense_ids = [n for n in info.order if info.nodes[n].op == "dense"]
+        self.dense_ids = [n for n in run.order if run.nodes[n].op == "dense"]
         editable = self.stack is not None
         n_hidden = len(self.stack.layers) if self.stack else len(self.dense_ids) - 1
         self.layer_label.setText(f"{n_hidden} hidden layer{'s' if n_hidden != 1 else ''}")
@@ -233,48 +157,49 @@ class NetworkView(QWidget):
         for h in self.headers:
             h.setParent(self.body)
             h.show()
-        self._probe_key = (-1, -1)
         self._place()
-        self._on_frame()
+        self.redraw()
 
-    @Slot()
-    def _on_frame(self) -> None:
-        snap = self.controller.snapshot
-        if snap is None or any(n not in snap.probes for n in ("neurons", "boundary", "weights")):
-            return
-        key = (snap.run_id, snap.probes["boundary"].step)
-        if key == self._probe_key or (not self.isVisible() and self.canvas.columns):
-            return
-        self._probe_key = key
+    # --- drawing -----------------------------------------------------------------------------------
+
+    def draw(self, snap: Snapshot | None) -> None:
+        assert snap is not None and self.run is not None
+        run = self.run
         neurons, weights = snap.probes["neurons"].arrays, snap.probes["weights"].arrays
-        cols = [Column("input", len(ALL_FEATURES), self._feature_images, [], [FEATURE_LABELS[f] for f in ALL_FEATURES])]
-        for dense in self.dense_ids[:-1]:
-            acts = neurons.get(dense)
-            if acts is None:
-                continue
+        on = set(self.enabled_features)
+        cols = [Column("input", len(ALL_FEATURES), self._feature_images, [],
+                       [FEATURE_LABELS[f] for f in ALL_FEATURES], [f not in on for f in ALL_FEATURES])]
+        hidden = [d for d in self.dense_ids[:-1] if d in neurons]
+        for dense in hidden:
+            acts = neurons[dense]
             shown = acts[:MAX_SHOWN]
             # Bounded activations keep their natural ±1 scale; unbounded ones (ReLU, …) scale per neuron.
             scale = np.maximum(np.nan_to_num(np.abs(shown)).max(axis=(1, 2), keepdims=True), 1.0)
             cols.append(Column(dense, acts.shape[0], to_qimages(diverging_rgb(shown / scale)), [], []))
-        out = output_rgb(snap.probes["boundary"].arrays["output"], output_activation(self.controller.spec))
+        out = output_rgb(snap.probes["boundary"].arrays["output"], run.output_activation)
         cols.append(Column("output", 1, to_qimages(out[None]), [], []))
-        links: list[tuple[int, int, int, float]] = []
+        links: list[Link] = []
         index_of = {f: i for i, f in enumerate(ALL_FEATURES)}
-        for c in range(len(cols) - 1):
-            w = weights.get(self.dense_ids[c])
-            if w is None:
+        self._pieces = {}
+        for c, dense in enumerate([*hidden, self.dense_ids[-1]]):
+            if dense not in weights:
                 continue
+            units = run.nodes[dense].shape[0]
+            w, self._pieces[dense] = unit_weights(np.nan_to_num(weights[dense]), units)  # (units, in)
             if c == 0:
                 sources = [(index_of[f], k) for k, f in enumerate(self.enabled_features)]
             else:
-                sources = [(u, u) for u in range(min(w.shape[1], MAX_SHOWN))]
+                sources = [(u, u) for u in range(min(w.shape[1], len(cols[c].images)))]
             if c + 1 == len(cols) - 1:  # into the single output node: the strongest of its units' weights
                 strongest = w[np.abs(w).argmax(axis=0), np.arange(w.shape[1])]
-                links.extend((c, u, 0, float(strongest[k])) for u, k in sources)
+                links.extend(Link(c, u, 0, float(strongest[k])) for u, k in sources)
             else:
-                links.extend((c, u, v, float(w[v, k])) for v in range(min(w.shape[0], MAX_SHOWN)) for u, k in sources)
-        self.canvas.columns, self.canvas.links = cols, links
-        self.canvas.layout_columns()
+                shown_units = min(units, len(cols[c + 1].images))  # never past the drawn units
+                links.extend(Link(c, u, v, float(w[v, k])) for v in range(shown_units) for u, k in sources)
+        self.canvas.set_content(cols, links)
+
+    def export(self, fmt: str, path: Path) -> None:
+        export_widget(self.body, fmt, path, "DL Playground network")
 
     # --- hover texts -------------------------------------------------------------------------------
 
@@ -291,19 +216,27 @@ class NetworkView(QWidget):
         probes = snap.probes if snap is not None else {}
         bias = probes["weights"].arrays.get(f"{col.node}.bias") if "weights" in probes else None
         if bias is not None and "neurons" in probes:
-            text += f"\nbias {bias[k]:+.4f}"
+            pieces = self._pieces.get(col.node, 1)
+            if pieces > 1:
+                text += f" (maxout of {pieces})\nbiases " + ", ".join(f"{b:+.4f}" for b in bias[k * pieces:(k + 1) * pieces])
+            else:
+                text += f"\nbias {bias[k]:+.4f}"
             acts = probes["neurons"].arrays[col.node][k]
             text += f"\noutput over the plane: {float(acts.min()):+.3f} … {float(acts.max()):+.3f}"
         return text
 
-    def describe_link(self, c: int, u: int, v: int, w: float) -> str:
+    def describe_link(self, link: Link) -> str:
+        c, u, v, w = link
         src = self.canvas.columns[c]
         dst = self.canvas.columns[c + 1]
         a = FEATURE_LABELS[ALL_FEATURES[u]] if c == 0 else f"{src.node}[{u + 1}]"
         if dst.node != "output":
-            return f"weight {a} → {dst.node}[{v + 1}]: {w:+.4f}"
+            pieces = self._pieces.get(dst.node, 1)
+            strongest = f" (the strongest of its {pieces} pieces)" if pieces > 1 else ""
+            return f"weight {a} → {dst.node}[{v + 1}]{strongest}: {w:+.4f}"
         snap = self.controller.snapshot
-        weights = snap.probes["weights"].arrays.get(self.dense_ids[c]) if snap and "weights" in snap.probes else None
+        last = self.dense_ids[-1]
+        weights = snap.probes["weights"].arrays.get(last) if snap and "weights" in snap.probes else None
         if weights is None or weights.shape[0] == 1:
             return f"weight {a} → output: {w:+.4f}"
         k = self.enabled_features.index(ALL_FEATURES[u]) if c == 0 else u
@@ -331,8 +264,11 @@ class NetworkView(QWidget):
         if self.stack is not None and self.stack.layers:
             self.stack_edited.emit(replace(self.stack, layers=self.stack.layers[:-1]))
 
-    @Slot(str)
-    def _on_feature_clicked(self, feature: str) -> None:
+    @Slot(int, int)
+    def _on_unit_clicked(self, column: int, unit: int) -> None:
+        if column != 0:
+            return  # only features switch on and off
+        feature = ALL_FEATURES[unit]
         on = list(self.enabled_features)
         if feature in on:
             if len(on) == 1:
@@ -341,9 +277,3 @@ class NetworkView(QWidget):
         else:
             on = [f for f in ALL_FEATURES if f in on or f == feature]
         self.features_edited.emit(tuple(on))
-
-    def showEvent(self, event: QShowEvent) -> None:
-        """Hidden views skip frames; catch up when shown."""
-        super().showEvent(event)
-        self._probe_key = (-1, -1)
-        self._on_frame()

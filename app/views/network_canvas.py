@@ -1,23 +1,18 @@
-"""The network canvas: neuron heatmaps in columns and weight links, painted once per probe into a pixmap;
-hover names a neuron or link, a click on a feature toggles it."""
+"""The network canvas: a plain painter of neuron heatmaps in columns and weight links, fed by its view and
+painted once per probe into a pixmap. Hover texts come from the view's callbacks; a click on a unit is a signal."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QToolTip, QWidget
 
-from engine.datasets.toy2d import FEATURE_LABELS
-
 from ..colors import NEGATIVE, POSITIVE
 
-if TYPE_CHECKING:
-    from .network import NetworkView
-
-ALL_FEATURES = tuple(FEATURE_LABELS)
 LINK_BUCKETS = 8
 COLUMN_W = 104  # horizontal room per column, shared with the header widgets above it
 
@@ -30,7 +25,17 @@ class Column:
     units: int
     images: list[QImage]
     rects: list[QRectF]
-    labels: list[str]
+    labels: list[str]  # drawn left of the first column's units
+    faded: list[bool] = field(default_factory=list)  # units drawn pale (features switched off)
+
+
+class Link(NamedTuple):
+    """A weight drawn from unit `src` of column `column` to unit `dst` of the next column."""
+
+    column: int
+    src: int
+    dst: int
+    weight: float
 
 
 def to_qimages(rgb: np.ndarray) -> list[QImage]:
@@ -44,19 +49,27 @@ def to_qimages(rgb: np.ndarray) -> list[QImage]:
 
 
 class NetworkCanvas(QWidget):
-    """Paints columns and links; hover shows a neuron's or link's value; clicking a feature toggles it."""
+    """Paints columns and links where `column_x` says; hovering asks `describe_unit` / `describe_link`."""
 
-    feature_clicked = Signal(str)
+    unit_clicked = Signal(int, int)  # column, unit
 
-    def __init__(self, view: NetworkView) -> None:
-        super().__init__(view)
-        self.view = view
+    def __init__(self, column_x: Callable[[int], float], describe_unit: Callable[[int, int], str],
+                 describe_link: Callable[[Link], str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.column_x = column_x
+        self.describe_unit = describe_unit
+        self.describe_link = describe_link
         self.setMouseTracking(True)
         self.columns: list[Column] = []
-        self.links: list[tuple[int, int, int, float]] = []  # (column, from unit, to unit, weight)
+        self.links: list[Link] = []
         self._segments = np.zeros((0, 4))
         self.hover_text = ""
         self._pixmap: QPixmap | None = None
+
+    def set_content(self, columns: list[Column], links: list[Link]) -> None:
+        """Draw these columns and links (the view lays them out; rects are filled in here)."""
+        self.columns, self.links = columns, links
+        self.layout_columns()
 
     def sizeHint(self) -> QSize:
         return QSize(COLUMN_W * max(3, len(self.columns)), 560)
@@ -90,15 +103,13 @@ class NetworkCanvas(QWidget):
             p.setPen(QPen(QColor(*rgb), 0.5 + 5.5 * strength))
             p.drawLines(lines)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        enabled = set(self.view.enabled_features)
-        for ci, col in enumerate(self.columns):
+        for col in self.columns:
             for k, (img, r) in enumerate(zip(col.images, col.rects)):
-                faded = ci == 0 and ALL_FEATURES[k] not in enabled
-                p.setOpacity(0.25 if faded else 1.0)
+                p.setOpacity(0.25 if k < len(col.faded) and col.faded[k] else 1.0)
                 p.drawImage(r, img)
                 p.setPen(QPen(QColor(90, 90, 90), 1))
                 p.drawRect(r)
-                if ci == 0:
+                if k < len(col.labels):
                     p.setPen(QColor(40, 40, 40))
                     p.drawText(QRectF(r.left() - 58, r.top(), 54, r.height()),
                                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, col.labels[k])
@@ -120,18 +131,19 @@ class NetworkCanvas(QWidget):
                 QToolTip.hideText()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
-        if event.button() == Qt.MouseButton.LeftButton and self.columns:
-            for k, r in enumerate(self.columns[0].rects):
-                if r.contains(event.position()):
-                    self.feature_clicked.emit(ALL_FEATURES[k])
-                    return
+        if event.button() == Qt.MouseButton.LeftButton:
+            for ci, col in enumerate(self.columns):
+                for k, r in enumerate(col.rects):
+                    if r.contains(event.position()):
+                        self.unit_clicked.emit(ci, k)
+                        return
 
     def describe(self, pos: QPointF) -> str:
         """What hovering at `pos` shows: a neuron (with its bias) or a link's weight, or nothing."""
         for ci, col in enumerate(self.columns):
             for k, r in enumerate(col.rects):
                 if r.contains(pos):
-                    return self.view.describe_unit(ci, k)
+                    return self.describe_unit(ci, k)
         if not len(self._segments):
             return ""
         x, y = pos.x(), pos.y()
@@ -142,12 +154,7 @@ class NetworkCanvas(QWidget):
         i = int(dist.argmin())
         if dist[i] > 4:
             return ""
-        c, u, v, w = self.links[i]
-        return self.view.describe_link(c, u, v, w)
-
-    def link_midpoint(self, i: int) -> QPointF:
-        x0, y0, x1, y1 = self._segments[i]
-        return QPointF((x0 + x1) / 2, (y0 + y1) / 2)
+        return self.describe_link(self.links[i])
 
     def layout_columns(self) -> None:
         """Place nodes in columns that line up with the header widgets, then compute link segments."""
@@ -159,16 +166,16 @@ class NetworkCanvas(QWidget):
         size = float(max(14, min(40, height / max(most, 1) - 8)))
         gap = size + 8
         for ci, col in enumerate(self.columns):
-            cx = self.view.column_x(ci)
+            cx = self.column_x(ci)
             top = 8.0
             if ci == n - 1 and ci > 0:  # the output sits level with the middle of the layer feeding it
                 before = self.columns[ci - 1].rects
                 top = (before[0].top() + before[-1].bottom()) / 2 - size / 2 if before else top
             col.rects = [QRectF(cx - size / 2, top + k * gap, size, size) for k in range(len(col.images))]
         segs = []
-        for c, u, v, _w in self.links:
-            r0 = self.columns[c].rects[u]
-            r1 = self.columns[c + 1].rects[v]
+        for link in self.links:
+            r0 = self.columns[link.column].rects[link.src]
+            r1 = self.columns[link.column + 1].rects[link.dst]
             segs.append((r0.right(), r0.center().y(), r1.left(), r1.center().y()))
         self._segments = np.array(segs, dtype=np.float64).reshape(-1, 4)
         self._pixmap = None

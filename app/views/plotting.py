@@ -85,7 +85,7 @@ def log_range(lo: float, hi: float) -> tuple[float, float]:
 
 
 def long_curve(plot: pg.PlotItem, pen: pg.QtGui.QPen, name: str | None = None) -> pg.PlotDataItem:
-    """A curve item made for ever-growing data: peak downsampling and clip-to-view (DESIGN.md §5)."""
+    """A curve item made for ever-growing data: peak downsampling and clip-to-view (ARCHITECTURE.md, "Drawing")."""
     item = plot.plot(pen=pen, name=name)  # created once; updated with setData
     item.setDownsampling(auto=True, method="peak")
     item.setClipToView(True)

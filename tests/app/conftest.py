@@ -26,7 +26,7 @@ def app_home(tmp_path, monkeypatch) -> Any:
 
 @pytest.fixture(autouse=True)
 def no_thread_left() -> Iterator[None]:
-    """Fail any test that leaves a training QThread running (DESIGN.md §6)."""
+    """Fail any test that leaves a training QThread running (ARCHITECTURE.md, "Tests")."""
     yield
     running = [t for t in list(worker.LIVE) if t.running()]
     for t in running:
@@ -74,6 +74,7 @@ def open_window(qtbot) -> Iterator[Any]:
         window.show()
         qtbot.waitExposed(window)
         windows.append(window)
+        qtbot.waitUntil(lambda: not window.controller.probes_pending)  # the shown views have their probes
         return window
 
     yield make

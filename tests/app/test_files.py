@@ -87,7 +87,7 @@ def test_a_corrupt_file_shows_the_reason_and_keeps_the_session(open_window, dial
 
 def test_unsaved_changes_are_asked_about(open_window, dialogs):
     w = open_window("tfp-circle")
-    w.data_panel.noise.setValue(10)
+    w.data_panel.editor.noise.setValue(10)
     assert w.isWindowModified() and "*" not in w.windowTitle().replace("[*]", "")
     spec = w.controller.spec
     dialogs.answers = [QMessageBox.StandardButton.Cancel]

@@ -1,4 +1,4 @@
-"""The Qt that crashes under live plotting (DESIGN.md §5) can be neither installed by pip nor started."""
+"""The Qt that crashes under live plotting (ARCHITECTURE.md, "The Qt pin") can be neither installed by pip nor started."""
 from __future__ import annotations
 
 import tomllib

@@ -6,7 +6,6 @@ import time
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 
 from engine import Trainer
@@ -103,7 +102,7 @@ def test_data_change_resets_to_the_same_initial_weights(open_window, qtbot):
     c.play()
     wait_epochs(qtbot, w, 2)
     run = c.trainer.run_id
-    w.data_panel.noise.setValue(20)
+    w.data_panel.editor.noise.setValue(20)
     assert c.trainer.run_id != run and c.spec.dataset.noise == 20
     c.pause()
     fresh = Trainer(c.spec)
@@ -174,8 +173,9 @@ def test_closing_while_training_stops_the_thread_quickly(open_window, qtbot):
 def test_live_plotting_soak(open_window, qtbot):
     """Plot live with every view shown for a few seconds (PySide6 6.12.0 + pyqtgraph 0.14 crashed here)."""
     w = open_window("spiral")
-    w.splitDockWidget(w.docks["Curves"], w.docks["Health"], Qt.Orientation.Vertical)
+    w.deck.show_all()
     assert all(d.isVisible() for d in w.docks.values())
+    qtbot.waitUntil(lambda: all(v.showing() for v in w.views.values()))  # none parked out of sight
     w.controller.play()
     qtbot.wait(4000)
     w.controller.pause()

@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QMessageBox
 
 from engine.stack import from_model, with_stack
 
@@ -24,6 +25,13 @@ def pixels(widget) -> np.ndarray:
     img = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
     arr = np.frombuffer(img.constBits(), dtype=np.uint8).reshape(img.height(), img.bytesPerLine())
     return arr[:, :img.width() * 3].copy()
+
+
+def link_midpoint(canvas, link) -> QPointF:
+    """Halfway along a drawn link: from the right edge of its source unit to the left edge of its target."""
+    a = canvas.columns[link.column].rects[link.src]
+    b = canvas.columns[link.column + 1].rects[link.dst]
+    return QPointF((a.right() + b.left()) / 2, (a.center().y() + b.center().y()) / 2)
 
 
 def test_network_view_draws_neurons_and_links_that_change(open_window, qtbot):
@@ -48,7 +56,7 @@ def test_hovering_the_network_names_links_and_neurons(open_window):
     canvas = w.network.canvas
     i = next(k for k, link in enumerate(canvas.links) if link[0] == 1)
     _c, _u, _v, wt = canvas.links[i]
-    text = canvas.describe(canvas.link_midpoint(i))
+    text = canvas.describe(link_midpoint(canvas, canvas.links[i]))
     assert text.startswith("weight dense_1[") and f"{wt:+.4f}" in text
     rect = canvas.columns[1].rects[0]
     text = canvas.describe(rect.center())
@@ -127,20 +135,48 @@ def test_network_buttons_edit_the_stack_and_reset(open_window):
     assert w.isWindowModified()
 
 
+def test_elu_selu_and_maxout_from_the_activation_menu_train_and_draw(open_window, qtbot, dialogs):
+    w = open_window("tfp-circle")
+    c, canvas = w.controller, w.network.canvas
+    for name in ("elu", "selu", "maxout"):
+        dialogs.answers = [QMessageBox.StandardButton.Yes]  # the reset after training is confirmed
+        combo = w.network.headers[1].activation
+        assert combo.findText(name) >= 0
+        combo.setCurrentText(name)
+        assert from_model(c.spec.model).layers[0].activation == name and c.trainer.step == 0
+        before = pixels(canvas)
+        train_epochs(qtbot, w, 6)
+        qtbot.waitUntil(lambda: c.snapshot.probes["weights"].step == c.trainer.step)
+        losses = c.history.epochs["epoch_train_loss"].view()
+        assert losses[-1] < losses[0], (name, losses)
+        assert [col.node for col in canvas.columns] == ["input", "dense_1", "dense_2", "output"]
+        assert len(canvas.columns[1].rects) == 4 and len(canvas.links) == 2 * 4 + 4 * 2 + 2  # one link per unit
+        after = pixels(canvas)
+        assert after.shape == before.shape and (after != before).any(axis=1).mean() > 0.05
+    w1 = c.snapshot.probes["weights"].arrays["dense_1"]
+    assert w1.shape == (8, 2)  # 4 units × 2 pieces, from x₁ and x₂
+    for link in (link for link in canvas.links if link.column == 0):
+        pieces = w1[2 * link.dst:2 * link.dst + 2, link.src]
+        assert link.weight == float(pieces[np.abs(pieces).argmax()])  # the strongest piece
+    text = canvas.describe(link_midpoint(canvas, canvas.links[0]))
+    assert "strongest of its 2 pieces" in text
+    assert "maxout of 2" in canvas.describe(canvas.columns[1].rects[0].center())
+
+
 def test_clicking_a_feature_toggles_it(open_window, qtbot):
     w = open_window("tfp-circle")
     canvas = w.network.canvas
     x1_sq = canvas.columns[0].rects[2]
     qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=x1_sq.center().toPoint())
     assert w.controller.spec.dataset.features == ("x1", "x2", "x1_sq")
-    assert w.data_panel.features["x1_sq"].isChecked()
+    assert w.data_panel.editor.features["x1_sq"].isChecked()
     qtbot.mouseClick(canvas, Qt.MouseButton.LeftButton, pos=x1_sq.center().toPoint())
     assert w.controller.spec.dataset.features == ("x1", "x2")
 
 
 def test_dataset_thumbnails_switch_the_problem(open_window):
     w = open_window("tfp-circle")
-    panel = w.data_panel
+    panel = w.data_panel.editor  # the toy2d family's editor
     panel.buttons["spiral3"].click()
     spec = w.controller.spec
     assert spec.dataset.name == "spiral3" and spec.loss == "cross_entropy"
@@ -149,7 +185,7 @@ def test_dataset_thumbnails_switch_the_problem(open_window):
     assert w.controller.spec.dataset.name == "plane" and w.controller.spec.dataset.samples == 1200
     assert panel.buttons["multigauss"].isVisibleTo(panel) and not panel.buttons["xor"].isVisibleTo(panel)
     from app.colors import NEGATIVE, POSITIVE
-    from app.panels.data import thumbnail
+    from app.panels.datasets.toy2d import thumbnail
 
     img = thumbnail("spiral").convertToFormat(QImage.Format.Format_RGB888)
     arr = np.frombuffer(img.constBits(), dtype=np.uint8).reshape(img.height(), img.bytesPerLine())

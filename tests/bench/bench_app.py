@@ -62,12 +62,12 @@ class StallProbe:
 def play(name: str, seconds: float) -> dict[str, float]:
     spec = cases()[name]
     window = MainWindow(spec)
-    window.splitDockWidget(window.docks["Curves"], window.docks["Health"], Qt.Orientation.Vertical)
+    window.deck.show_all()
     window.show()
     app = QApplication.instance()
     for _ in range(20):
         app.processEvents()
-    assert all(d.isVisible() for d in window.docks.values())
+    assert all(view.showing() for view in window.views.values())
     c = window.controller
     while c._preparing:  # steady state: the one-off import of torch's first optimizer is start-up's cost
         app.processEvents()

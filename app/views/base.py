@@ -1,0 +1,143 @@
+"""The live-view base: what every view of a run shares. A view does no work while nobody can see it (a closed
+or tabbed-away dock, a hidden tab, a minimised window) and catches up when shown; a visible one redraws only
+when what it draws from changed (its probes' steps, the history, its own options). It names the probes it
+draws, so the controller runs only those of the views that show."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from PySide6.QtCore import Slot
+from PySide6.QtGui import QHideEvent, QResizeEvent, QShowEvent
+from PySide6.QtWidgets import QCheckBox, QWidget
+
+from engine import Snapshot
+
+from ..controller import Controller, RunInfo
+from ..export import export_widget
+
+log = logging.getLogger(__name__)
+
+
+class LiveView(QWidget):
+    """Subclasses set `probes`, implement `draw` and, when they have them, `on_run`, `toggles` and `export`."""
+
+    probes: ClassVar[frozenset[str]] = frozenset()  # what the trainer must compute while this view shows
+    uses_history: ClassVar[bool] = False  # redraw when the loss history grows, not only when a probe is new
+
+    def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.run: RunInfo | None = None  # the run drawn; `on_run` is called when it changes
+        self._drawn: Hashable = None  # the key of what is on screen
+        controller.frame.connect(self._on_frame)
+        controller.run_changed.connect(self._on_frame)
+        controller.attach(self)
+
+    # --- what subclasses provide -------------------------------------------------------------------
+
+    def on_run(self, run: RunInfo) -> None:
+        """A new run is about to be drawn (new data, new layers): set up what stays for its length."""
+
+    def draw(self, snap: Snapshot | None) -> None:
+        """Draw the latest snapshot (None before a run's first frame; only views without probes see that)."""
+        raise NotImplementedError
+
+    def toggles(self) -> dict[str, QCheckBox]:
+        """The view's own options, saved with the session under their keys (all off by default)."""
+        return {}
+
+    def export(self, fmt: str, path: Path) -> None:
+        """Write the view as a PNG or SVG image (the widget as drawn; plots override for a sharper PNG)."""
+        export_widget(self, fmt, path)
+
+    # --- the frame guard ---------------------------------------------------------------------------
+
+    def showing(self) -> bool:
+        """True when someone can see the view: shown, not moved out of sight (Qt parks a tabbed-away dock
+        off-screen, still "visible"), and its window not minimised."""
+        return self.isVisible() and not self.visibleRegion().isEmpty() and not self.window().isMinimized()
+
+    def ready(self, snap: Snapshot | None) -> bool:
+        """True when the snapshot holds every probe this view draws that applies to the run."""
+        if not self.probes:
+            return True
+        return snap is not None and all(n in snap.probes for n in self.probes & self.controller.run_info.probes)
+
+    def frame_key(self, snap: Snapshot | None) -> Hashable:
+        """What the drawing depends on: equal keys mean nothing new to draw."""
+        c = self.controller
+        steps = tuple(snap.probes[n].step if snap is not None and n in snap.probes else -1 for n in sorted(self.probes))
+        history = (c.history.step_loss.n, c.history.n_epochs) if self.uses_history else ()
+        return (c.run_info.run_id, steps, history, tuple(t.isChecked() for t in self.toggles().values()))
+
+    @Slot()
+    def _on_frame(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Draw what is new since the last frame, if the view shows."""
+        if not self.showing():
+            return
+        c = self.controller
+        if self.run is not c.run_info:
+            self.run = c.run_info
+            self._drawn = None
+            self.on_run(self.run)
+        snap = c.snapshot
+        if not self.ready(snap):
+            return
+        key = self.frame_key(snap)
+        if key != self._drawn:
+            self._drawn = key
+            self.draw(snap)
+
+    def redraw(self) -> None:
+        """Draw again even if nothing new arrived (an option changed how it looks)."""
+        self._drawn = None
+        self.refresh()
+
+    @Slot()
+    def on_visibility(self) -> None:
+        """Its dock was tabbed to or away from (no show or hide event comes then): `showing` may have changed."""
+        self.controller.views_changed()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Hidden views skip frames and probes: ask for the probes and catch up when shown."""
+        super().showEvent(event)
+        self.controller.views_changed()
+        self.refresh()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self.controller.views_changed()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """A dock collapsed to nothing, or opened from it, hides or shows the view without a hide or show."""
+        super().resizeEvent(event)
+        self.controller.views_changed()
+
+    # --- session state -----------------------------------------------------------------------------
+
+    def ui_state(self) -> dict[str, Any]:
+        """The view's options for the session file."""
+        return {key: box.isChecked() for key, box in self.toggles().items()}
+
+    def apply_ui(self, ui: Any) -> None:
+        """Take options from a session file; anything missing is off, anything malformed is logged and off."""
+        if not isinstance(ui, dict):
+            log.warning("ignoring the %s view's saved options: expected a mapping, got %s", type(self).__name__,
+                        type(ui).__name__)
+            ui = {}
+        boxes = self.toggles()
+        for key in ui.keys() - boxes.keys():
+            log.warning("ignoring unknown option %r of the %s view", key, type(self).__name__)
+        for key, box in boxes.items():
+            value = ui.get(key, False)
+            if not isinstance(value, bool):
+                log.warning("ignoring option %r of the %s view: expected true or false, got %r", key,
+                            type(self).__name__, value)
+                value = False
+            box.setChecked(value)

@@ -1,0 +1,58 @@
+"""The views table: one entry per live view. The window builds its docks and tabs from it, the File menu its
+exports, the controller learns the probes from each view's class. Adding a view is one module and one entry."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+
+from engine import SessionSpec
+from engine.datasets import family_of
+
+from .base import LiveView
+from .curves import CurvesView
+from .health import HealthView
+from .network import NetworkView
+from .output import OutputView
+
+Area = Qt.DockWidgetArea
+
+
+def has_plane(spec: SessionSpec) -> bool:
+    """The dataset family has a 2-D input plane to sweep (the boundary and neuron pictures need one)."""
+    return family_of(spec.dataset).plane is not None
+
+
+def always(spec: SessionSpec) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class ViewEntry:
+    """Where a view lives in the window and when it applies."""
+
+    name: str  # key in the session's ui and in exports
+    title: str  # dock or tab title
+    cls: type[LiveView]
+    area: Area | None  # dock area; None puts the view in the central tabs
+    tooltip: str
+    export_label: str  # "Output view" → "Export ▸ Output view as PNG…"
+    applies: Callable[[SessionSpec], bool] = always
+    tab_with: str | None = None  # tabify this dock behind another view's dock
+
+    @property
+    def probes(self) -> frozenset[str]:
+        return self.cls.probes
+
+
+VIEWS: tuple[ViewEntry, ...] = (
+    ViewEntry("output", "Output", OutputView, Area.RightDockWidgetArea,
+              "The network's output over the input plane, with the data points", "Output view", has_plane),
+    ViewEntry("curves", "Curves", CurvesView, Area.RightDockWidgetArea,
+              "Loss and accuracy per epoch, and every step's loss", "Loss curves"),
+    ViewEntry("health", "Health", HealthView, Area.RightDockWidgetArea,
+              "Gradient norms, dead units and weight histograms per layer", "Health plots", tab_with="curves"),
+    ViewEntry("network", "Network", NetworkView, None,
+              "The network as it trains: neurons, weights and the layer-stack editor", "Network view", has_plane),
+)
