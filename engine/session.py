@@ -34,7 +34,7 @@ from .fit import RNG_STATE, Reference, check_optimizer, check_rng, check_tensors
 from .schema import validate_strict
 from .spec import SessionSpec, spec_to_dict
 from .train.checkpoint import Checkpoint
-from .train.history import HISTORY_KEYS
+from .train.history import BUCKET, FOLDED, HISTORY_KEYS
 
 SESSION_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -107,8 +107,7 @@ def save_session(path: str | Path, spec: SessionSpec, checkpoint: Checkpoint | N
         members["optimizer.safetensors"] = _tensors(opt_tensors)
         members["rng.safetensors"] = _tensors(checkpoint.rng)
         members["history.safetensors"] = _tensors(
-            {k: torch.from_numpy(np.ascontiguousarray(checkpoint.history.get(k, np.zeros(0)), dtype=np.float64))
-             for k in HISTORY_KEYS})
+            {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64)) for k, v in checkpoint.history.items()})
         if checkpoint.best_weights is not None:
             members["best_weights.safetensors"] = _tensors(checkpoint.best_weights)
         best = checkpoint.early["best"]
@@ -394,7 +393,7 @@ def _member_caps(ref: Reference, state: RunState) -> dict[str, int]:
         "weights.safetensors": weights, "best_weights.safetensors": weights,
         "optimizer.safetensors": ref.state_bytes() + slack + 256 * len(ref.state),
         "rng.safetensors": 2 * RNG_STATE.numel() + 8 * ref.n_train + slack,
-        "history.safetensors": 8 * (state.step + 4 * state.epoch) + slack,
+        "history.safetensors": 8 * (state.step + 4 * state.epoch) + 5 * slack,
     }
 
 
@@ -403,6 +402,31 @@ def _load_tensors(name: str, member: str, raw: dict[str, bytes]) -> dict[str, to
         return st_load(raw[member])
     except (SafetensorError, ValueError, RuntimeError, TypeError, OverflowError) as exc:
         raise SessionFileError(name, f"member {member} is not a valid safetensors file ({exc})") from None
+
+
+def _history(name: str, state: RunState, stored: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Each series: its exact values and, for a long run, its folded (min, max) pairs; lengths add up to the
+    run's steps (step_loss) or epochs (the rest)."""
+    allowed = {*HISTORY_KEYS, *(k + FOLDED for k in HISTORY_KEYS)}
+    if not set(HISTORY_KEYS) <= set(stored) <= allowed:
+        raise SessionFileError(name, f"member history.safetensors must hold {', '.join(HISTORY_KEYS)} (and their "
+                                     f"{FOLDED} parts)")
+    out = {}
+    for key in HISTORY_KEYS:
+        exact, folded = stored[key], stored.get(key + FOLDED, torch.zeros(0, dtype=torch.float64))
+        want = state.step if key == "step_loss" else state.epoch
+        for part, t in ((key, exact), (key + FOLDED, folded)):
+            if t.dtype not in (torch.float64, torch.float32) or t.dim() != 1:
+                raise SessionFileError(name, f"member history.safetensors: {part} is {t.dtype} {tuple(t.shape)}; "
+                                             "a series is a 1-D float64 array")
+        if len(folded) % 2 or len(folded) // 2 * BUCKET + len(exact) != want:
+            raise SessionFileError(name, f"member history.safetensors: {key} holds {len(exact)} values and "
+                                         f"{len(folded) // 2} folded buckets; the run's {state.step} steps and "
+                                         f"{state.epoch} epochs need {want} in all")
+        out[key] = exact.numpy().astype(np.float64)
+        if len(folded):
+            out[key + FOLDED] = folded.numpy().astype(np.float64)
+    return out
 
 
 def _checkpoint(name: str, spec: SessionSpec, ref: Reference, state: RunState, raw: dict[str, bytes]) -> Checkpoint:
@@ -433,19 +457,11 @@ def _checkpoint(name: str, spec: SessionSpec, ref: Reference, state: RunState, r
     check_optimizer(name, ref, opt_state)
     rng = _load_tensors(name, "rng.safetensors", raw)
     check_rng(name, ref, rng)
-    history = {}
-    stored = _load_tensors(name, "history.safetensors", raw)
-    if set(stored) != set(HISTORY_KEYS):
-        raise SessionFileError(name, f"member history.safetensors must hold exactly {', '.join(HISTORY_KEYS)}")
-    for key, t in stored.items():
-        want = state.step if key == "step_loss" else state.epoch
-        if t.dtype not in (torch.float64, torch.float32) or t.shape != (want,):
-            raise SessionFileError(name, f"member history.safetensors: {key} is {t.dtype} {tuple(t.shape)}; the "
-                                         f"run's {state.step} steps and {state.epoch} epochs need float64 ({want},)")
-        history[key] = t.numpy().astype(np.float64)
+    history = _history(name, state, _load_tensors(name, "history.safetensors", raw))
     return Checkpoint(
         spec=spec, step=state.step, epoch=state.epoch, batch_index=state.batch_index, elapsed=state.elapsed,
-        status=state.status, message=state.message, weights=weights,
+        # A file saved while training holds "running"; opened, that run is paused until someone presses play.
+        status="paused" if state.status == "running" else state.status, message=state.message, weights=weights,
         # Groups follow from the spec (hyper-parameters, torch's flags), so the reference's are used: a file's
         # own could flip amsgrad or hold a scalar where torch wants a pair, and crash the next step.
         optimizer={"state": opt_state, "param_groups": copy.deepcopy(ref.groups)},

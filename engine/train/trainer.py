@@ -24,7 +24,7 @@ from ..schedules import lr_factor
 from ..spec import ModelSpec, SessionSpec
 from .checkpoint import Checkpoint, clone_state, cpu_copy
 from .fastpath import FiniteCheck, step_function
-from .history import EPOCH_KEYS, HISTORY_KEYS, History
+from .history import EPOCH_KEYS, History
 from .probing import ProbeScheduler
 from .regularizers import EarlyStopper, penalty
 from .snapshot import Configure, Snapshot
@@ -350,8 +350,8 @@ class Trainer:
     def _load_checkpoint(self, c: Checkpoint) -> None:
         if not 0 <= c.batch_index < self.steps_per_epoch:
             raise ValueError(f"batch index {c.batch_index} is outside an epoch of {self.steps_per_epoch} steps")
-        lengths = {k: len(c.history.get(k, ())) for k in HISTORY_KEYS}
-        if lengths["step_loss"] != c.step or any(lengths[k] != c.epoch for k in EPOCH_KEYS):
+        history = History(c.history)
+        if history.steps() != c.step or any(len(history.series[k]) != c.epoch for k in EPOCH_KEYS):
             raise ValueError("the history does not match the step and epoch counts")
         perm = c.rng.get("perm")
         if perm is not None and not torch.equal(torch.sort(perm.long()).values, torch.arange(self.n_train)):
@@ -365,7 +365,7 @@ class Trainer:
         self.perm = c.rng["perm"].to(self.device) if "perm" in c.rng else None
         self.early = EarlyStopper(float(c.early["best"]), int(c.early["best_epoch"]), int(c.early["wait"]))
         self.best_weights = c.best_weights
-        self.history = History(c.history)
+        self.history = history
         self._lr = -1.0
         self._set_lr()
         self.prober.results = {}
