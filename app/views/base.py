@@ -70,7 +70,7 @@ class LiveView(QWidget):
         """What the drawing depends on: equal keys mean nothing new to draw."""
         c = self.controller
         steps = tuple(snap.probes[n].step if snap is not None and n in snap.probes else -1 for n in sorted(self.probes))
-        history = (c.history.step_loss.n, c.history.n_epochs) if self.uses_history else ()
+        history = (c.history.step_loss.total, c.history.n_epochs) if self.uses_history else ()
         return (c.run_info.run_id, steps, history, tuple(t.isChecked() for t in self.toggles().values()))
 
     @Slot()

@@ -47,6 +47,8 @@ class CurvesView(LiveView):
         self.loss_plot.addLegend(offset=(-10, 10))
         self.acc_plot.addLegend(offset=(-10, -10))
         self.step_curve = long_curve(self.loss_plot, STEP_PEN, "loss per step")
+        self.folded_curve = long_curve(self.loss_plot, STEP_PEN)  # a long run's oldest steps, as (min, max) ranges
+        self._folded_drawn = -1
         self.train_curve = long_curve(self.loss_plot, TRAIN_PEN, "train")
         self.test_curve = long_curve(self.loss_plot, TEST_PEN, "test")
         self.train_acc = long_curve(self.acc_plot, TRAIN_PEN, "train")
@@ -80,9 +82,14 @@ class CurvesView(LiveView):
 
     def draw(self, snap: Snapshot | None) -> None:
         h: RunHistory = self.controller.history
-        if h.step_loss.n == 0:
+        if h.step_loss.total == 0:
             self._xmax = self._ymax = None  # a new run: the axes start small again
+            self._folded_drawn = -1
         self.step_curve.setData(h.step_x(), h.step_loss.view())
+        if len(h.step_loss.folded) != self._folded_drawn:  # a long run's folded (min, max) part changes rarely
+            self._folded_drawn = len(h.step_loss.folded)
+            fx, fy = h.step_loss.folded_xy()
+            self.folded_curve.setData((fx + 1) / h.steps_per_epoch, fy)
         classify = self.controller.run_info.task == "classification"
         self.acc_plot.setVisible(classify)
         key = (h.run_id, h.n_epochs, classify)
@@ -99,7 +106,7 @@ class CurvesView(LiveView):
     def _update_ranges(self, h: RunHistory) -> None:
         """Move the axes only when the curves outgrow them (axes are the costly part of a frame)."""
         steps = h.step_loss.view()
-        self._xmax = grow(self._xmax, max(1.0, steps.size / h.steps_per_epoch))
+        self._xmax = grow(self._xmax, max(1.0, h.step_loss.total / h.steps_per_epoch))
         train, test = h.epochs["epoch_train_loss"].view(), h.epochs["epoch_test_loss"].view()
         curves = (train, test) if h.n_epochs else (steps,)
         if self.log_y.isChecked():
@@ -114,9 +121,13 @@ class CurvesView(LiveView):
         h = self.controller.history
         if h.n_epochs == 0:
             return "No epoch finished yet"
-        i = int(np.clip(round(x), 1, h.n_epochs)) - 1
         e = h.epochs
-        text = (f"epoch {i + 1}: train loss {e['epoch_train_loss'].view()[i]:.4g}, "
+        first = e["epoch_train_loss"].start + 1  # epochs before it are folded into (min, max) pairs
+        epoch = int(np.clip(round(x), 1, h.n_epochs))
+        if epoch < first:
+            return "No exact value kept for that epoch (a long run keeps its oldest epochs as ranges)"
+        i = epoch - first
+        text = (f"epoch {epoch}: train loss {e['epoch_train_loss'].view()[i]:.4g}, "
                 f"test loss {e['epoch_test_loss'].view()[i]:.4g}")
         acc = e["epoch_train_accuracy"].view()[i]
         if np.isfinite(acc):

@@ -226,3 +226,19 @@ def test_the_engine_imports_without_qt():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_gui_history_stays_bounded_and_draws_the_folded_part(open_window, qtbot, monkeypatch):
+    from app import history
+
+    monkeypatch.setattr(history, "KEEP", 512)
+    w = open_window("tfp-circle")
+    h = w.controller.history
+    train_epochs(qtbot, w, 120)  # 20 steps an epoch: 2,400 steps, folded more than once at this KEEP
+    assert h.step_loss.total == w.controller.snapshot.step and h.step_loss.n < 1024
+    assert len(h.step_loss.folded) == 2 * h.step_loss.start // history.BUCKET
+    w.curves.refresh()
+    fx, fy = w.curves.folded_curve.xData, w.curves.folded_curve.yData  # the data set, not the drawn sample
+    assert np.array_equal(fy, h.step_loss.folded)
+    assert fx is not None and len(fx) == len(h.step_loss.folded) and fx.max() < h.step_x()[0]
+    assert w.curves.step_curve.xData[0] == h.step_x()[0]
