@@ -66,44 +66,36 @@ class Nesterov(Strict):
     momentum: Annotated[float, Field(gt=0.0, lt=1.0, description="share of the last update kept")] = 0.9
 
 
-class Adam(Strict):
+class _AdamFamily(Strict):
+    """The hyper-parameters Adam and its variants share; each variant sets its kind and default lr."""
+
+    kind: str
+    lr: LR = 0.001
+    beta1: Beta1 = 0.9
+    beta2: Beta2 = 0.999
+    eps: Eps = 1e-8
+
+
+class Adam(_AdamFamily):
     kind: Literal["adam"] = "adam"
-    lr: LR = 0.001
-    beta1: Beta1 = 0.9
-    beta2: Beta2 = 0.999
-    eps: Eps = 1e-8
 
 
-class AdamW(Strict):
+class AdamW(_AdamFamily):
     kind: Literal["adamw"] = "adamw"
-    lr: LR = 0.001
-    beta1: Beta1 = 0.9
-    beta2: Beta2 = 0.999
-    eps: Eps = 1e-8
 
 
-class NAdam(Strict):
+class NAdam(_AdamFamily):
     kind: Literal["nadam"] = "nadam"
     lr: LR = 0.002
-    beta1: Beta1 = 0.9
-    beta2: Beta2 = 0.999
-    eps: Eps = 1e-8
 
 
-class RAdam(Strict):
+class RAdam(_AdamFamily):
     kind: Literal["radam"] = "radam"
-    lr: LR = 0.001
-    beta1: Beta1 = 0.9
-    beta2: Beta2 = 0.999
-    eps: Eps = 1e-8
 
 
-class Adamax(Strict):
+class Adamax(_AdamFamily):
     kind: Literal["adamax"] = "adamax"
     lr: LR = 0.002
-    beta1: Beta1 = 0.9
-    beta2: Beta2 = 0.999
-    eps: Eps = 1e-8
 
 
 class RMSprop(Strict):
