@@ -241,4 +241,21 @@ def test_the_gui_history_stays_bounded_and_draws_the_folded_part(open_window, qt
     fx, fy = w.curves.folded_curve.xData, w.curves.folded_curve.yData  # the data set, not the drawn sample
     assert np.array_equal(fy, h.step_loss.folded)
     assert fx is not None and len(fx) == len(h.step_loss.folded) and fx.max() < h.step_x()[0]
-    assert w.curves.step_curve.xData[0] == h.step_x()[0]
+    assert w.curves.step_curve.xData[0] == h.step_x()[0] and len(w.curves.step_curve.xData) < 2 * 1024
+
+
+def test_the_step_curve_never_holds_more_points_than_pixel_columns():
+    from app.views.plotting import peaks
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=100_003)
+    y[500] = np.nan
+    x, r = peaks(10.0, 0.5, y, 1000)
+    assert len(r) <= 2 * 1000 + 101  # full columns as (min, max), and the unfinished column as it is
+    per = -(-len(y) // 1000)
+    for c in (0, 5, len(y) // per - 1):  # each column keeps its extremes, at its first and last x
+        block = y[c * per:(c + 1) * per]
+        assert r[2 * c] == np.nanmin(block) and r[2 * c + 1] == np.nanmax(block)
+        assert x[2 * c] == 10.0 + 0.5 * c * per and x[2 * c + 1] == 10.0 + 0.5 * ((c + 1) * per - 1)
+    short_x, short_y = peaks(1.0, 1.0, y[:300], 1000)  # fewer values than columns: drawn as they are
+    assert np.array_equal(short_y, y[:300]) and short_x[0] == 1.0
