@@ -10,6 +10,7 @@ import networkx as nx
 import torch
 from pydantic import ValidationError
 from torch import nn
+from torch.nn.modules import module as torch_module
 
 from .errors import GraphError, format_pydantic
 from .ops import OPS, BuildContext, Op, Params, Shape, ShapeError, fmt_shape
@@ -20,6 +21,25 @@ if TYPE_CHECKING:
 
 MAX_PARAMS = 20_000_000
 _RESERVED = frozenset(dir(nn.ModuleDict()))
+# What nn.Module.__call__ consults before it calls forward; where torch lacks one, layers are always called.
+_GLOBAL_HOOKS = tuple(getattr(torch_module, f"_global_{kind}_hooks", None)
+                      for kind in ("forward_pre", "forward", "backward_pre", "backward"))
+_LAYER_HOOKS = ("_forward_pre_hooks", "_forward_hooks", "_backward_pre_hooks", "_backward_hooks",
+                "_compiled_call_impl")
+_CALL_KNOWN = (None not in _GLOBAL_HOOKS and hasattr(torch._C, "_get_tracing_state")
+               and all(hasattr(nn.Module(), a) for a in _LAYER_HOOKS))
+
+
+def _direct_calls(layers: list[nn.Module]) -> bool:
+    """True when ``layer.forward(x)`` does all that ``layer(x)`` would: no hooks, compiled call or JIT trace."""
+    # Hooks come and go, on these layers or globally, so this is asked at every call (~1 µs for 7 layers).
+    if not _CALL_KNOWN or any(_GLOBAL_HOOKS) or torch._C._get_tracing_state():
+        return False
+    for m in layers:
+        if (m._forward_pre_hooks or m._forward_hooks or m._backward_pre_hooks or m._backward_hooks
+                or m._compiled_call_impl is not None):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -200,8 +220,12 @@ class GraphModule(nn.Module):
 
     def forward(self, x: torch.Tensor, extras: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         if self._chain is not None:
-            for layer in self._chain:
-                x = layer(x)
+            if _direct_calls(self._chain):
+                for layer in self._chain:
+                    x = layer.forward(x)  # __call__'s hook dispatch: ~1.2 µs a layer, 2 % of a step on the bench
+            else:
+                for layer in self._chain:
+                    x = layer(x)
             return x
         return self.forward_all(x, extras)[self.info.output_id]
 

@@ -36,6 +36,13 @@ class ProbeContext:
     t_train: torch.Tensor  # the training targets as the loss expects them
     settings: Any  # the session's Training settings (probe_grid, neuron_grid, ...)
     _cache: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    _constants: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def constant(self, key: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """An input that stays the same for the whole run (a probe grid), made on first use only."""
+        if key not in self._constants:
+            self._constants[key] = make()
+        return self._constants[key]
 
     @torch.no_grad()
     def forward_all(self, key: str, x: torch.Tensor | Callable[[], torch.Tensor]) -> dict[str, torch.Tensor]:

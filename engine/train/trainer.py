@@ -23,7 +23,7 @@ from ..probes import ProbeContext, ProbeResult, applicable
 from ..schedules import lr_factor
 from ..spec import ModelSpec, SessionSpec
 from .checkpoint import Checkpoint, clone_state, cpu_copy
-from .fastpath import FiniteCheck, step_function
+from .fastpath import FiniteCheck, backward, step_function
 from .history import EPOCH_KEYS, History
 from .probing import ProbeScheduler
 from .regularizers import EarlyStopper, penalty
@@ -198,7 +198,7 @@ class Trainer:
         extra = penalty(self.decay_weights, reg.l1, reg.l2) if (reg.l1 or reg.l2) else None
         for p in self.params:
             p.grad = None  # what zero_grad(set_to_none=True) does, without its profiler scope
-        (loss if extra is None else loss + extra).backward()
+        backward(loss if extra is None else loss + extra)
         if reg.grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, reg.grad_clip)
             finite = math.isfinite(norm.item())

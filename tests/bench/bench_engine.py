@@ -1,8 +1,12 @@
 """Benchmark: the engine's epochs/s against a bare torch loop on the same model, data and batches.
 
-Run: python tests/bench/bench_engine.py [--seconds 3] [--rounds 5]
-Prints a table of epochs per second and the ratio engine / bare (target ≥ 0.95 with probes on).
-Rounds alternate between the two loops and the median is reported: the machines are shared and noisy.
+Run: python tests/bench/bench_engine.py [--seconds 1] [--rounds 11] [--fastpath]
+Prints epochs per second and the ratios engine / bare, without and with probes (target ≥ 0.95 with probes
+on), and the share of wall time the probes took. ``--fastpath`` also times the engine with torch's plain
+``loss.backward()``, ``optimizer.step()`` and a per-tensor finite check, and prints what the fast path buys.
+The machines are shared and noisy: rates are per CPU second of this process (other processes' load stretches
+wall time, not that), each round runs every loop once, in a rotating order, and the figures are medians over
+rounds of the rates and of each round's ratios (a slow spell hits both sides of a ratio).
 """
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -20,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from engine.presets import load_preset, mlp
 from engine.spec import SessionSpec
+from engine.train import fastpath
 from engine.train.trainer import Trainer
 
 
@@ -53,7 +59,7 @@ def bare_loop(spec: SessionSpec, epochs: int) -> float:
     bs, n = spec.training.batch_size, ref.n_train
     g = torch.Generator().manual_seed(spec.training.seed)
     losses = []
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(epochs):
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, bs):
@@ -63,42 +69,74 @@ def bare_loop(spec: SessionSpec, epochs: int) -> float:
             loss.backward()
             opt.step()
             losses.append(loss.item())  # any loop that shows a loss curve reads it
-    return epochs / (time.perf_counter() - start)
+    return epochs / (time.process_time() - start)
 
 
-def engine_loop(spec: SessionSpec, epochs: int, probes: bool) -> tuple[float, int, float]:
-    """Epochs/s, probes run, and the share of wall time the probes took."""
+def engine_loop(spec: SessionSpec, epochs: int, probes: bool, plain: bool = False) -> tuple[float, int, float]:
+    """Epochs/s, probe rounds and the probes' share of wall time; ``plain`` turns the fast path off."""
     tr = Trainer(spec, probes=probes)
-    start = time.perf_counter()
-    for _ in tr.run(epochs=epochs):
-        pass
-    wall = time.perf_counter() - start
+    saved = fastpath._ENGINE_BACKWARD, fastpath._FUSED_CHECK
+    if plain:
+        _ = tr.optimizer  # built now (it is lazy), so that its fast step can be replaced
+        tr._optimizer_step = fastpath.plain_step
+        fastpath._ENGINE_BACKWARD = fastpath._FUSED_CHECK = None
+    try:
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in tr.run(epochs=epochs):
+            pass
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    finally:
+        fastpath._ENGINE_BACKWARD, fastpath._FUSED_CHECK = saved
     assert len(tr.history["step_loss"]) == tr.step  # every step recorded
-    return epochs / wall, tr._probe_count, tr._probe_seconds / wall
+    return epochs / cpu, tr.prober.rounds, tr.prober.seconds / wall
+
+
+def measure(spec: SessionSpec, seconds: float, rounds: int, fast: bool) -> dict[str, list[float]]:
+    """Per round: every loop's epochs/s, run in a rotating order, plus the probes' rounds and time share."""
+    loops: dict[str, Callable[[int], tuple[float, int, float]]] = {
+        "bare": lambda e: (bare_loop(spec, e), 0, 0.0),
+        "engine": lambda e: engine_loop(spec, e, probes=False),
+        "probes": lambda e: engine_loop(spec, e, probes=True),
+    }
+    if fast:
+        loops["plain"] = lambda e: engine_loop(spec, e, probes=False, plain=True)
+    for run in loops.values():  # warm-up: first calls pay for lazy imports and allocator growth
+        run(3)
+    epochs = max(5, round(bare_loop(spec, 10) * seconds))
+    names = list(loops)
+    out: dict[str, list[float]] = {k: [] for k in [*names, "rounds", "share"]}
+    for r in range(rounds):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            rate, count, share = loops[name](epochs)
+            out[name].append(rate)
+            if name == "probes":
+                out["rounds"].append(count)
+                out["share"].append(share)
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=2.0, help="target seconds per measurement")
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=1.0, help="target seconds per measurement")
+    ap.add_argument("--rounds", type=int, default=11)
+    ap.add_argument("--fastpath", action="store_true", help="also time the engine without the fast path")
     args = ap.parse_args()
     torch.set_num_threads(1)  # one training thread: two stalled in some runs on these 2-core machines
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {args.rounds} rounds, median epochs/s")
-    print(f"{'case':<12} {'bare':>9} {'engine':>9} {'ratio':>6} {'+probes':>9} {'ratio':>6} {'probes':>7} {'probe time':>10}")
+    med = statistics.median
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread, {args.rounds} rounds, medians")
+    head = (f"{'case':<12} {'bare ep/s':>9} {'engine':>8} {'/bare':>6} {'+probes':>8} {'/bare':>6} "
+            f"{'probe rounds':>12} {'probe time':>10}")
+    print(head + (f" {'plain':>8} {'fast path buys':>14}" if args.fastpath else ""))
     for name, spec in cases().items():
-        calib = bare_loop(spec, 5)
-        epochs = max(5, int(calib * args.seconds))
-        bare, plain, probed, counts, shares = [], [], [], [], []
-        for _ in range(args.rounds):
-            bare.append(bare_loop(spec, epochs))
-            plain.append(engine_loop(spec, epochs, probes=False)[0])
-            rate, count, share = engine_loop(spec, epochs, probes=True)
-            probed.append(rate)
-            counts.append(count)
-            shares.append(share)
-        b, e, p = statistics.median(bare), statistics.median(plain), statistics.median(probed)
-        print(f"{name:<12} {b:9.1f} {e:9.1f} {e / b:6.3f} {p:9.1f} {p / b:6.3f} {statistics.median(counts):7.0f} "
-              f"{statistics.median(shares):10.1%}")
+        m = measure(spec, args.seconds, args.rounds, args.fastpath)
+        ratio = {k: med(a / b for a, b in zip(m[k], m["bare"], strict=True)) for k in ("engine", "probes")}
+        line = (f"{name:<12} {med(m['bare']):9.1f} {med(m['engine']):8.1f} {ratio['engine']:6.3f} "
+                f"{med(m['probes']):8.1f} {ratio['probes']:6.3f} {med(m['rounds']):12.0f} {med(m['share']):10.1%}")
+        if args.fastpath:
+            gain = med(a / b - 1 for a, b in zip(m["engine"], m["plain"], strict=True))
+            line += f" {med(m['plain']):8.1f} {gain:14.1%}"
+        print(line)
     print("target: engine with probes ≥ 0.95× bare")
 
 
