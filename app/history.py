@@ -67,9 +67,9 @@ class RunHistory:
         self.steps_per_epoch = steps_per_epoch
         self.step_loss = Buffer()
         self.epochs = {k: Buffer(256) for k in EPOCH_KEYS}
-        self.probe_steps: list[int] = []
-        self.grad_norms: dict[str, list[float]] = {}
-        self.dead: dict[str, list[float]] = {}
+        self.probe_steps = Buffer(256)  # the step of each health probe; the series below are aligned with it
+        self.grad_norms: dict[str, Buffer] = {}
+        self.dead: dict[str, Buffer] = {}
         self.run_id = -1
 
     def absorb(self, snap: Snapshot) -> None:
@@ -79,15 +79,17 @@ class RunHistory:
         for k in EPOCH_KEYS:
             self.epochs[k].put(snap.epoch_start, snap.epochs[k])
         probe = snap.probes.get("grad_norms")
-        if probe is None or (self.probe_steps and probe.step <= self.probe_steps[-1]):
+        steps = self.probe_steps
+        if probe is None or (steps.n and probe.step <= steps.view()[-1]):
             return
-        self.probe_steps.append(probe.step)
+        index = steps.total
+        steps.put(index, np.array([probe.step], dtype=np.float64))
         dead = snap.probes.get("dead_units")
         for store, values in ((self.grad_norms, probe.arrays), (self.dead, dead.arrays if dead else {})):
             for node, v in values.items():
-                series = store.setdefault(node, [])
-                series.extend([np.nan] * (len(self.probe_steps) - 1 - len(series)))
-                series.append(float(v))
+                series = store.setdefault(node, Buffer(256))
+                gap = np.full(index - series.total, np.nan)  # probes that did not measure this layer
+                series.put(series.total, np.append(gap, float(v)))
 
     @property
     def n_epochs(self) -> int:
@@ -103,11 +105,13 @@ class RunHistory:
         return np.arange(self.step_loss.start + 1, self.step_loss.total + 1, dtype=np.float64) / self.steps_per_epoch
 
     def probe_x(self) -> np.ndarray:
-        return np.asarray(self.probe_steps, dtype=np.float64) / self.steps_per_epoch
+        return self.probe_steps.view() / self.steps_per_epoch
 
-    def series(self, store: dict[str, list[float]], node: str) -> np.ndarray:
-        values = store.get(node, [])
-        return np.asarray(values + [np.nan] * (len(self.probe_steps) - len(values)), dtype=np.float64)
+    def series(self, store: dict[str, Buffer], node: str) -> np.ndarray:
+        """A layer's values at every probe step (NaN where a probe did not measure it)."""
+        n = self.probe_steps.n
+        values = store[node].view() if node in store else np.empty(0)
+        return values if len(values) == n else np.concatenate([values, np.full(n - len(values), np.nan)])
 
     def step_rows(self) -> list[list[str]]:
         """Every step's loss as CSV rows (step, its position in epochs, loss), header first."""

@@ -12,7 +12,7 @@ from engine import Snapshot
 from ..controller import Controller, RunInfo
 from ..export import export_plot_png, export_widget
 from .base import LiveView
-from .plotting import StableRange, finite_max, finite_min, grow, log_range, prepare_plot
+from .plotting import StableRange, finite_max, finite_min, grow, log_range, peaks_xy, prepare_plot
 
 HIST_BINS = 30
 
@@ -85,10 +85,11 @@ class HealthView(LiveView):
         self._sync(self.hist_plot, self.hist_curves, [k for k in weight_arrays if not k.endswith(".bias")],
                    stepMode="center")
         x = h.probe_x()
+        columns = max(256, int(self.grad_plot.vb.width()))  # never more points than pixel columns
         for node, item in self.grad_curves.items():
-            item.setData(x, h.series(h.grad_norms, node))
+            item.setData(*peaks_xy(x, h.series(h.grad_norms, node), columns))
         for node, item in self.dead_curves.items():
-            item.setData(x, 100 * h.series(h.dead, node))
+            item.setData(*peaks_xy(x, 100 * h.series(h.dead, node), columns))
         self.dead_note.setVisible(not dead_nodes)
         b = self._bounds
         b["x"] = grow(b["x"], max(1.0, float(x[-1]) if len(x) else 1.0))

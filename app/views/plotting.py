@@ -111,3 +111,18 @@ def peaks(x0: float, dx: float, y: np.ndarray, columns: int) -> tuple[np.ndarray
         xs = np.concatenate([xs, x0 + dx * np.arange(whole, n, dtype=np.float64)])
         ys = np.concatenate([ys, y[whole:]])
     return xs, ys
+
+
+def peaks_xy(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Like `peaks`, for increasing but unevenly spaced x (probe steps): the min and max of the values in each
+    of ``columns`` equal slices of the x range, at the slice's first and last x."""
+    n = len(x)
+    if n <= 2 * columns:
+        return x, y
+    cuts = np.searchsorted(x, np.linspace(x[0], x[-1], columns + 1)[1:-1])
+    starts = np.unique(np.concatenate([[0], cuts]))
+    starts = starts[starts < n]
+    ends = np.append(starts[1:], n) - 1
+    with np.errstate(invalid="ignore"):
+        lo, hi = np.fmin.reduceat(y, starts), np.fmax.reduceat(y, starts)
+    return np.stack([x[starts], x[ends]], axis=1).ravel(), np.stack([lo, hi], axis=1).ravel()

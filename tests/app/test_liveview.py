@@ -46,7 +46,7 @@ def test_hidden_views_get_no_probes_and_shown_ones_get_fresh_ones(open_window, q
     assert c.trainer.prober.wanted == c.wanted & c.run_info.probes
     assert "grad_norms" not in c.snapshot.probes
     train_epochs(qtbot, w, 2)
-    assert "grad_norms" not in c.snapshot.probes and not c.history.probe_steps
+    assert "grad_norms" not in c.snapshot.probes and c.history.probe_steps.total == 0
     w.docks["Health"].raise_()  # between runs: the probes are computed at once, for this step
     qtbot.waitUntil(lambda: w.health.grad_curves.get("dense_1") is not None
                     and w.health.grad_curves["dense_1"].yData is not None)

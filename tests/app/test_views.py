@@ -259,3 +259,14 @@ def test_the_step_curve_never_holds_more_points_than_pixel_columns():
         assert x[2 * c] == 10.0 + 0.5 * c * per and x[2 * c + 1] == 10.0 + 0.5 * ((c + 1) * per - 1)
     short_x, short_y = peaks(1.0, 1.0, y[:300], 1000)  # fewer values than columns: drawn as they are
     assert np.array_equal(short_y, y[:300]) and short_x[0] == 1.0
+
+
+def test_uneven_probe_series_are_reduced_per_pixel_column_too():
+    from app.views.plotting import peaks_xy
+
+    x = np.cumsum(np.random.default_rng(1).uniform(0.5, 3.0, size=50_000))
+    y = np.sin(x / 100)
+    rx, ry = peaks_xy(x, y, 500)
+    assert len(rx) <= 2 * 500 and rx[0] == x[0] and rx[-1] == x[-1]
+    assert ry.min() == y.min() and ry.max() == y.max()  # every extreme survives
+    assert np.all(np.diff(rx) >= 0)
