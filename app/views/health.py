@@ -68,7 +68,7 @@ class HealthView(LiveView):
         layers = self.run.order
         for node in nodes:
             name = node if plot is self.grad_plot else None
-            curves[node] = plot.plot(pen=layer_pen(layers.index(node)), name=name, **kw)
+            curves[node] = plot.plot(pen=layer_pen(layers.index(node)), name=name, antialias=False, **kw)  # see long_curve
 
     def on_run(self, run: RunInfo) -> None:
         self._bounds = dict.fromkeys(self._bounds)  # a new run: the axes start small again
