@@ -14,15 +14,8 @@ from engine.ops.registry import FAMILIES, OPS, Family, Op, Params, register, reg
 from engine.session import load_session
 from engine.stack import from_model
 from engine.templates import TEMPLATES
+from tests.app.helpers import train_epochs
 from tests.conftest import train_one_step
-
-
-def train_epochs(qtbot, window, n: int) -> None:
-    c = window.controller
-    target = c.trainer.epoch + n
-    c.play()
-    qtbot.waitUntil(lambda: c.snapshot is not None and c.snapshot.epoch >= target, timeout=30_000)
-    c.pause()
 
 
 def editor_of(window, qtbot):

@@ -13,16 +13,11 @@ from app.controller import RunInfo
 from app.views.base import LiveView
 from app.views.table import VIEWS
 from engine.session import save_session
+from tests.app.helpers import train_epochs
 
 HEALTH = {"grad_norms", "dead_units", "weights"}
 
 
-def train_epochs(qtbot, window, n: int) -> None:
-    c = window.controller
-    target = c.trainer.epoch + n
-    c.play()
-    qtbot.waitUntil(lambda: c.snapshot.epoch >= target, timeout=30_000)
-    c.pause()
 
 
 def count_draws(monkeypatch, view: LiveView) -> list[int]:

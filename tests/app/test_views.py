@@ -11,14 +11,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QMessageBox
 
 from engine.stack import from_model, with_stack
-
-
-def train_epochs(qtbot, window, n: int) -> None:
-    c = window.controller
-    target = c.trainer.epoch + n
-    c.play()
-    qtbot.waitUntil(lambda: c.snapshot.epoch >= target, timeout=30_000)
-    c.pause()
+from tests.app.helpers import train_epochs
 
 
 def pixels(widget) -> np.ndarray:
