@@ -12,7 +12,7 @@ from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from engine import Checkpoint, Configure, SessionSpec, Snapshot, Trainer
+from engine import Checkpoint, Configure, EditWeight, SessionSpec, Snapshot, Trainer
 from engine.datasets import Dataset
 from engine.head import output_activation
 from engine.spec import DatasetSpec, ModelSpec
@@ -81,6 +81,7 @@ class Controller(QObject):
     session_replaced = Signal()  # another session was opened (editors drop their undo history)
     modified_changed = Signal(bool)
     stopped = Signal(str, str)  # status, message: a run ended by itself (diverged, early stop)
+    focus_changed = Signal()  # a view points at one neuron (hovered in the network view): `focus` names it
     errored = Signal(str)
 
     def __init__(self, spec: SessionSpec, checkpoint: Checkpoint | None = None, parent: QObject | None = None) -> None:
@@ -109,6 +110,7 @@ class Controller(QObject):
         self.playing = False
         self.modified = False
         self.snapshot: Snapshot | None = None
+        self.focus: tuple[str, int] | None = None  # (node id, unit) a view points at; others may show it big
         self.spec = checkpoint.spec if checkpoint is not None else spec
         self._new_run()
         # The first torch optimizer imports torch._dynamo (~2 s): do that in the training thread so the
@@ -135,6 +137,7 @@ class Controller(QObject):
         """Publish the new trainer's run and draw its starting point at once (its first boundary, say)."""
         self.run_info = RunInfo.of(self.trainer)
         self.snapshot = None  # views wait for the new run's first frame
+        self.set_focus(None)
         self.history = RunHistory(self.trainer.steps_per_epoch)
         self.run_changed.emit()
         if spec_changed:
@@ -226,6 +229,21 @@ class Controller(QObject):
             return
         self.trainer.set_layout(model)
         self.spec = self.spec.model_copy(update={"model": model})
+        self.set_modified(True)
+
+    def set_focus(self, focus: tuple[str, int] | None) -> None:
+        """Point at one neuron (node id, unit), or at none: the output view then draws that neuron's map."""
+        if focus != self.focus:
+            self.focus = focus
+            self.focus_changed.emit()
+
+    def edit_weight(self, edit: EditWeight) -> None:
+        """Set one weight by hand. While training it lands at the next step boundary; between jobs it is
+        applied now and every view redraws from the edited model."""
+        self.trainer.post(edit)
+        if self._preparing or not self.worker.busy:
+            self.trainer.apply_commands()
+            self._publish_now()
         self.set_modified(True)
 
     def set_blocked(self, reason: str | None) -> None:

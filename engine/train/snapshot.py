@@ -20,6 +20,16 @@ class Configure:
 
 
 @dataclass(frozen=True)
+class EditWeight:
+    """Set one entry of one parameter by hand (a link's weight, a unit's bias), at the next step boundary. The
+    optimizer's state for it is kept: the edit is a nudge to the model, not a new run."""
+
+    param: str  # a key of the model's state dict, e.g. "layers.h1.weight"
+    index: tuple[int, ...]
+    value: float
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """What a view needs, as owned copies. History travels as deltas since the previous snapshot; ``probes``
     holds the latest result of every probe that was asked for, keyed by probe name."""

@@ -14,7 +14,7 @@ import torch
 
 from ..check import check_spec
 from ..datasets import make_dataset
-from ..errors import SessionFileError, SpecError
+from ..errors import EngineError, SessionFileError, SpecError
 from ..graph import GraphModule, same_architecture
 from ..head import Head
 from ..ops import BuildContext
@@ -27,7 +27,7 @@ from .fastpath import FiniteCheck, backward, step_function
 from .history import EPOCH_KEYS, History
 from .probing import ProbeScheduler
 from .regularizers import EarlyStopper, penalty
-from .snapshot import Configure, Snapshot
+from .snapshot import Configure, EditWeight, Snapshot
 
 _run_ids = iter(range(1, 1 << 62))
 
@@ -59,7 +59,7 @@ class Trainer:
         self.y_all = torch.cat([self.y_train, self.y_test])
         self.applicable_probes = applicable(self.info, spec.dataset)
         self._wanted = set(self.applicable_probes) if probes is True else set(probes or ())
-        self._commands: queue.SimpleQueue[Configure] = queue.SimpleQueue()
+        self._commands: queue.SimpleQueue[Configure | EditWeight] = queue.SimpleQueue()
         self._lock = threading.Lock()  # held during a step; checkpoints wait for a step boundary
         self.reset()
         if checkpoint is not None:
@@ -133,9 +133,25 @@ class Trainer:
         """The latest result of each wanted probe."""
         return self.prober.results
 
-    def post(self, command: Configure) -> None:
-        """Queue a live change; it takes effect at the next step boundary (safe from any thread)."""
+    def post(self, command: Configure | EditWeight) -> None:
+        """Queue a live change; it takes effect at the next step boundary (safe from any thread). A weight edit
+        is checked now (EngineError naming what is wrong), so that a bad one never reaches the training thread."""
+        if isinstance(command, EditWeight):
+            tensors = dict(self.model.named_parameters())
+            if command.param not in tensors:
+                raise EngineError("weight edit", f"no parameter {command.param!r} in this network")
+            shape = tuple(tensors[command.param].shape)
+            if len(command.index) != len(shape) or not all(0 <= i < n for i, n in zip(command.index, shape,
+                                                                                       strict=True)):
+                raise EngineError("weight edit", f"index {command.index} is outside {command.param} of shape {shape}")
+            if not math.isfinite(command.value):
+                raise EngineError("weight edit", f"a weight must be a finite number, not {command.value}")
         self._commands.put(command)
+
+    def apply_commands(self) -> None:
+        """Apply queued commands now (between jobs: nothing else is training)."""
+        with self._lock:
+            self._drain()
 
     def configure(self, command: Configure) -> None:
         """Apply a live change now (call between steps, from the training thread)."""
@@ -163,7 +179,11 @@ class Trainer:
                 cmd = self._commands.get_nowait()
             except queue.Empty:
                 return
-            self.configure(cmd)
+            if isinstance(cmd, EditWeight):
+                with torch.no_grad():
+                    dict(self.model.named_parameters())[cmd.param][cmd.index] = cmd.value
+            else:
+                self.configure(cmd)
 
     def set_layout(self, model: ModelSpec) -> None:
         """Take an editor's new block positions (the same architecture): saved with the session, no reset."""
