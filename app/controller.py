@@ -21,6 +21,8 @@ from .history import RunHistory
 from .worker import Job, TrainingThread
 
 FRAME_S = 1 / 30  # views redraw at most this often
+MAX_FRAME_S = 0.25  # and at least this often while training, whatever the budget says
+GUI_BUDGET = 0.12  # while training, the share of the wall clock the GUI thread may be busy (ARCHITECTURE.md, "Frame budget")
 LIVE_FIELDS = tuple(f.name for f in dataclasses.fields(Configure))  # spec fields a run takes without a reset
 STOPPED_BY_ITSELF = ("diverged", "early_stopped")  # statuses that end a run without the user pausing it
 STATUS_TEXT = {"ready": "ready", "running": "training", "paused": "paused", "finished": "paused",
@@ -104,6 +106,9 @@ class Controller(QObject):
         self._probe_timer.setInterval(0)
         self._probe_timer.timeout.connect(self._on_views_changed)
         self._last_frame = 0.0
+        self.frame_interval = FRAME_S  # stretched while the GUI thread is over its budget
+        self.gui_load = 0.0  # the share of the wall clock the GUI thread was busy, smoothed over about a second
+        self._load_at = (time.perf_counter(), time.thread_time())
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
         self._users: list[ProbeUser] = []
         self.frames_drawn = 0
@@ -195,6 +200,7 @@ class Controller(QObject):
         if self.worker.busy:
             self.worker.pause()
             self._draw()  # show where it stopped now, not after the queued signals arrive
+        self.frame_interval = FRAME_S  # the budget binds only while training
         if self.playing:
             self.playing = False
             self.state_changed.emit()
@@ -332,9 +338,27 @@ class Controller(QObject):
 
     # --- from the worker (queued into the GUI thread) ----------------------------------------------
 
+    def _measure_load(self) -> None:
+        """Update `gui_load` from this thread's CPU time since the last frame, and pace frames by it: while
+        training, a GUI thread over its budget draws less often (down to 4 frames a second) rather than take
+        the GIL from the training thread. The measure covers everything the GUI thread did: views' drawing,
+        Qt's painting, other events."""
+        now, cpu = time.perf_counter(), time.thread_time()
+        (t0, c0), self._load_at = self._load_at, (now, cpu)
+        dt = now - t0
+        if dt <= 0:
+            return
+        weight = min(1.0, dt)  # about a second's memory
+        self.gui_load += weight * ((cpu - c0) / dt - self.gui_load)
+        if self.playing:
+            target = self.frame_interval * self.gui_load / GUI_BUDGET  # the interval that meets the budget
+            self.frame_interval = min(MAX_FRAME_S, max(FRAME_S, 0.7 * self.frame_interval + 0.3 * target))
+        else:
+            self.frame_interval = FRAME_S
+
     @Slot()
     def _on_snapshot_ready(self) -> None:
-        wait = FRAME_S - (time.perf_counter() - self._last_frame)
+        wait = self.frame_interval - (time.perf_counter() - self._last_frame)
         if wait <= 0:
             self._draw()
         elif not self._frame_timer.isActive():
@@ -348,6 +372,7 @@ class Controller(QObject):
         if snap.run_id != self.trainer.run_id:
             return  # from a run that was reset or replaced
         self._last_frame = time.perf_counter()
+        self._measure_load()
         if self.snapshot is not None and snap.step != self.snapshot.step:
             self.set_modified(True)
         self.history.absorb(snap)

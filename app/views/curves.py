@@ -1,12 +1,13 @@
 """Loss and accuracy curves: per-epoch train/test lines over every step's loss as a faint line."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Slot
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, Qt, Slot
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine import Snapshot
 
@@ -14,7 +15,7 @@ from ..controller import Controller
 from ..export import export_plot_png, export_widget
 from ..history import RunHistory
 from .base import LiveView
-from .plotting import StableRange, finite_max, finite_min, grow, log_range, long_curve, peaks, prepare_plot
+from .plotting import ColumnTrace, StableRange, cached_curve, finite_max, finite_min, grow, log_range, prepare_plot
 
 TRAIN_PEN = pg.mkPen((8, 119, 189), width=2)
 TEST_PEN = pg.mkPen((245, 147, 34), width=2)
@@ -46,15 +47,18 @@ class CurvesView(LiveView):
         self._xmax: float | None = None
         self._epochs_drawn: tuple[int, int, bool] = (-1, -1, False)
         self._ymax: float | None = None
+        self._step_seen = 0  # the steps whose losses are in _step_span
+        self._step_span = (math.inf, -math.inf)
+        self._span_run = -1
         self.loss_plot.addLegend(offset=(-10, 10))
         self.acc_plot.addLegend(offset=(-10, -10))
-        self.step_curve = long_curve(self.loss_plot, STEP_PEN, "loss per step")
-        self.folded_curve = long_curve(self.loss_plot, STEP_PEN)  # a long run's oldest steps, as (min, max) ranges
+        self.step_curve = ColumnTrace(self.loss_plot, STEP_PEN, "loss per step")
+        self.folded_curve = cached_curve(self.loss_plot, STEP_PEN)  # a long run's oldest steps, as (min, max) pairs
         self._folded_drawn = -1
-        self.train_curve = long_curve(self.loss_plot, TRAIN_PEN, "train")
-        self.test_curve = long_curve(self.loss_plot, TEST_PEN, "test")
-        self.train_acc = long_curve(self.acc_plot, TRAIN_PEN, "train")
-        self.test_acc = long_curve(self.acc_plot, TEST_PEN, "test")
+        self.train_curve = ColumnTrace(self.loss_plot, TRAIN_PEN, "train")
+        self.test_curve = ColumnTrace(self.loss_plot, TEST_PEN, "test")
+        self.train_acc = ColumnTrace(self.acc_plot, TRAIN_PEN, "train")
+        self.test_acc = ColumnTrace(self.acc_plot, TEST_PEN, "test")
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 0, 0, 90)))
         self.cursor.setVisible(False)
         self.loss_plot.addItem(self.cursor, ignoreBounds=True)
@@ -63,11 +67,17 @@ class CurvesView(LiveView):
         self.log_y.toggled.connect(self._on_log)
         self.readout = QLabel("Hover over the curves to read an epoch's values")
         self.readout.setToolTip("Values at the epoch under the mouse")
+        self.numbers = QLabel()
+        self.numbers.setToolTip("The last finished epoch's loss on the training and the test data")
+        self.numbers.setTextFormat(Qt.TextFormat.RichText)
+        # its text changes every epoch: never let that resize the dock (and every view beside it)
+        self.numbers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         bar = QHBoxLayout()
         bar.addWidget(self.log_y)
         bar.addWidget(self.readout, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.numbers)
         layout.addWidget(self.graphics, 1)
         layout.addLayout(bar)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
@@ -87,41 +97,61 @@ class CurvesView(LiveView):
         if h.step_loss.total == 0:
             self._xmax = self._ymax = None  # a new run: the axes start small again
             self._folded_drawn = -1
-        # Reduced to min/max per pixel column here, in numpy: the plot then never handles more points than it
-        # has columns, however long the run (pyqtgraph's own downsampling still walks every point each frame).
-        columns = max(256, int(self.loss_plot.vb.width()))
+        self._update_ranges(h)
+        # One (min, max) pair per pixel column of the x range, kept and extended (see ColumnTrace): the plot
+        # never handles more points than it has columns, and a frame repaints only the curves' newest strip.
+        columns = max(64, int(self.loss_plot.vb.width()))
         spe = h.steps_per_epoch
-        self.step_curve.setData(*peaks((h.step_loss.start + 1) / spe, 1 / spe, h.step_loss.view(), columns))
+        assert self._xmax is not None
+        per_step = math.ceil(self._xmax * spe / columns)
+        self.step_curve.show(h.step_loss.start, h.step_loss.view(), 1 / spe, 1 / spe, per_step)
         if len(h.step_loss.folded) != self._folded_drawn:  # a long run's folded (min, max) part changes rarely
             self._folded_drawn = len(h.step_loss.folded)
             fx, fy = h.step_loss.folded_xy()
-            self.folded_curve.setData((fx + 1) / h.steps_per_epoch, fy)
+            self.folded_curve.setData((fx + 1) / spe, fy)
         classify = self.controller.run_info.task == "classification"
         self.acc_plot.setVisible(classify)
-        key = (h.run_id, h.n_epochs, classify)
-        if key != self._epochs_drawn:  # epoch curves change only when an epoch ends
-            self._epochs_drawn = key
-            # Reduced per pixel column too: thousands of epochs drawn with wide antialiased pens took 30 ms a
-            # frame at 5,000 epochs (Qt strokes every segment), starving training as a run went on.
-            first = h.epochs["epoch_train_loss"].start + 1.0
-            for item, key in ((self.train_curve, "epoch_train_loss"), (self.test_curve, "epoch_test_loss"),
-                              (self.train_acc, "epoch_train_accuracy"), (self.test_acc, "epoch_test_accuracy")):
-                if classify or "loss" in key:
-                    item.setData(*peaks(first, 1.0, h.epochs[key].view(), columns))
-        self._update_ranges(h)
+        per_epoch = math.ceil(self._xmax / columns)
+        for trace, key in ((self.train_curve, "epoch_train_loss"), (self.test_curve, "epoch_test_loss"),
+                           (self.train_acc, "epoch_train_accuracy"), (self.test_acc, "epoch_test_accuracy")):
+            if classify or "loss" in key:
+                b = h.epochs[key]
+                trace.show(b.start, b.view(), 1.0, 1.0, per_epoch)
+        self._show_numbers(h, classify)
 
     def _update_ranges(self, h: RunHistory) -> None:
         """Move the axes only when the curves outgrow them (axes are the costly part of a frame)."""
         steps = h.step_loss.view()
         self._xmax = grow(self._xmax, max(1.0, h.step_loss.total / h.steps_per_epoch))
         train, test = h.epochs["epoch_train_loss"].view(), h.epochs["epoch_test_loss"].view()
-        curves = (train, test) if h.n_epochs else (steps,)
+        b = h.step_loss
+        if b.total < self._step_seen or h.run_id != self._span_run:
+            self._step_seen, self._step_span, self._span_run = 0, (math.inf, -math.inf), h.run_id  # a new run
+        new = steps[max(self._step_seen - b.start, 0):]
+        if len(new):  # every step's loss stays inside the plot: a running (min, max), not a pass over all
+            self._step_span = (min(self._step_span[0], finite_min(new)), max(self._step_span[1], finite_max(new)))
+        self._step_seen = b.total
+        curves = (train, test, np.array(self._step_span))
         if self.log_y.isChecked():
             y = log_range(finite_min(*curves), finite_max(*curves))
         else:
             self._ymax = grow(self._ymax, finite_max(*curves))
             y = (0.0, self._ymax)
         self.loss_range.set(x=(0.0, self._xmax), y=y)
+
+    def _show_numbers(self, h: RunHistory, classify: bool) -> None:
+        """The latest epoch's losses (and accuracies) as numbers above the plots, as TensorFlow Playground shows
+        them: a curve's end is hard to read to three digits."""
+        if h.n_epochs == 0:
+            text = "Train loss – · Test loss – (after the first epoch)"
+        else:
+            e = {k: float(b.view()[-1]) for k, b in h.epochs.items()}
+            text = f"Train loss <b>{e['epoch_train_loss']:.4f}</b> · Test loss <b>{e['epoch_test_loss']:.4f}</b>"
+            if classify:
+                text += (f" · accuracy <b>{e['epoch_train_accuracy']:.1%}</b> train, "
+                         f"<b>{e['epoch_test_accuracy']:.1%}</b> test")
+        if text != self.numbers.text():
+            self.numbers.setText(text)
 
     def values_at(self, x: float) -> str:
         """The readout for epoch position `x` (the nearest recorded epoch)."""

@@ -94,6 +94,102 @@ def long_curve(plot: pg.PlotItem, pen: pg.QtGui.QPen, name: str | None = None) -
     return item
 
 
+def cached_curve(plot: pg.PlotItem, pen: pg.QtGui.QPen, name: str | None = None) -> pg.PlotCurveItem:
+    """A bare curve item (no PlotDataItem layer: its per-call bookkeeping is Python time on the GUI thread),
+    aliased, and cached as device pixels: when a small item beside it changes, Qt repaints it by copying its
+    pixmap instead of stroking its path again (ARCHITECTURE.md, "Drawing")."""
+    item = pg.PlotCurveItem(pen=pen, antialias=False)
+    item.setSegmentedLineMode("off")  # one drawPath: pyqtgraph's drawLines mode strokes 1-px lines 2× slower
+    item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    plot.addItem(item, name=name)
+    return item
+
+
+class ColumnTrace:
+    """An ever-growing series drawn at one (min, max) pair per pixel column, as two curve items: the body, the
+    columns up to a settled point, redrawn only every `chunk` columns; and the head, the newest columns and
+    the unfinished one, a narrow item that alone changes from frame to frame. Qt then repaints a strip at the
+    right end of the plot per frame, not the plot, and the reductions are kept and extended, not recomputed.
+
+    Columns are runs of ``per`` values at global indices [k·per, (k+1)·per): ``per`` comes from the plot's x
+    range, which moves only in nice steps, so a column's values never change once it is full."""
+
+    def __init__(self, plot: pg.PlotItem, pen: pg.QtGui.QPen, name: str | None = None) -> None:
+        self.body = cached_curve(plot, pen, name)
+        self.head = cached_curve(plot, pen)
+        self.clear()
+
+    def clear(self) -> None:
+        self.per = 0
+        self.start = -1
+        self.first = 0  # the first column index held
+        self.lo = np.empty(0)
+        self.hi = np.empty(0)
+        self.body_columns = 0  # columns drawn by the body
+        self._head_key: tuple[float, ...] = ()
+        self.body.setData([], [])
+        self.head.setData([], [])
+
+    def columns_xy(self, k0: int, k1: int, lo: np.ndarray, hi: np.ndarray, x0: float, dx: float,
+                   start: int, total: int) -> tuple[np.ndarray, np.ndarray]:
+        """Columns k0…k1-1 as a line through each column's min and max at its first and last index."""
+        k = np.arange(k0, k1, dtype=np.float64)
+        if self.per == 1:
+            return x0 + dx * k, lo
+        a = np.maximum(k * self.per, start)
+        b = np.minimum((k + 1) * self.per, total) - 1
+        return (np.stack([x0 + dx * a, x0 + dx * b], axis=1).ravel(), np.stack([lo, hi], axis=1).ravel())
+
+    def show(self, start: int, values: np.ndarray, x0: float, dx: float, per: int, chunk: int = 16) -> None:
+        """Draw ``values`` (global indices start, start+1, …, at x = x0 + dx·index), ``per`` values a column."""
+        per = max(1, per)
+        total = start + len(values)
+        if per != self.per or start != self.start or total < self.first * per:
+            self.clear()  # a new x range, or a run that folded or restarted: reduce again from its start
+            self.per, self.start, self.first = per, start, start // per
+        full = total // per  # columns [first, full) are complete
+        held = self.first + len(self.lo)
+        if full > held:  # reduce the newly completed columns
+            edges = np.maximum(np.arange(held, full) * per - start, 0)
+            part = values[:full * per - start]
+            with np.errstate(invalid="ignore"):
+                self.lo = np.concatenate([self.lo, np.fmin.reduceat(part, edges)])
+                self.hi = np.concatenate([self.hi, np.fmax.reduceat(part, edges)])
+        n = len(self.lo)
+        settled = n - n % chunk
+        if settled != self.body_columns:
+            self.body_columns = settled
+            self.body.setData(*self.columns_xy(self.first, self.first + settled, self.lo[:settled],
+                                               self.hi[:settled], x0, dx, start, total))
+        # The head: the last settled column (so the line joins), the columns since, and the unfinished one.
+        k0 = max(settled - 1, 0)
+        hx, hy = self.columns_xy(self.first + k0, self.first + n, self.lo[k0:], self.hi[k0:], x0, dx, start, total)
+        tail = values[max(full * per - start, 0):]
+        if len(tail):
+            with np.errstate(invalid="ignore"):
+                tlo, thi = float(np.fmin.reduce(tail)), float(np.fmax.reduce(tail))
+            xa, xb = x0 + dx * max(full * per, start), x0 + dx * (total - 1)
+            hx = np.append(hx, [xa, xb] if per > 1 else [xb])
+            hy = np.append(hy, [tlo, thi] if per > 1 else [thi])
+        key = (settled, len(hx), *hx[-3:], *hy[-3:])
+        if key != self._head_key:  # an unfinished column whose min and max stand still draws nothing new
+            self._head_key = key
+            self.head.setData(hx, hy)
+
+    def set_visible(self, on: bool) -> None:
+        self.body.setVisible(on)
+        self.head.setVisible(on)
+
+    def xy(self) -> tuple[np.ndarray, np.ndarray]:
+        """The whole line as drawn (body, then the head without the column it repeats to join the body)."""
+        parts = [(self.body.xData, self.body.yData), (self.head.xData, self.head.yData)]
+        x, y = (np.concatenate([np.asarray(p[i] if p[i] is not None else [], dtype=np.float64) for p in parts])
+                for i in (0, 1))
+        joint = 0 if self.body_columns == 0 else (1 if self.per == 1 else 2)
+        n = 0 if self.body.xData is None else len(self.body.xData)
+        return np.delete(x, np.s_[n:n + joint]), np.delete(y, np.s_[n:n + joint])
+
+
 def peaks(x0: float, dx: float, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
     """A series at x0, x0 + dx, … reduced to at most 2 × ``columns`` points: the min and max of each run of
     values that shares a pixel column, so the drawn line looks the same and costs the same at any length.

@@ -42,7 +42,7 @@ def test_save_and_reopen_gives_the_same_run(open_window, qtbot, tmp_path):
     for key in ("epoch_train_loss", "epoch_test_loss", "epoch_test_accuracy"):
         np.testing.assert_array_equal(a.history.epochs[key].view(), b.history.epochs[key].view())
     np.testing.assert_array_equal(a.history.step_loss.view(), b.history.step_loss.view())
-    np.testing.assert_array_equal(w.curves.train_curve.yData, w2.curves.train_curve.yData)
+    np.testing.assert_array_equal(w.curves.train_curve.xy()[1], w2.curves.train_curve.xy()[1])
     np.testing.assert_array_equal(w.output.rgb, w2.output.rgb)  # same boundary, drawn discretized again
     assert w2.output.discretize.isChecked()
     for k, v in a.trainer.model.state_dict().items():

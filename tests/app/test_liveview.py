@@ -84,7 +84,7 @@ def test_visible_views_redraw_only_what_changed_and_minimised_windows_draw_nothi
     w.showNormal()
     qtbot.waitUntil(lambda: output and output[-1] == c.trainer.step)  # caught up, with a fresh boundary
     assert curves[-1] == c.trainer.step
-    assert w.curves.train_curve.yData is not None and len(w.curves.train_curve.yData) == c.history.n_epochs
+    assert len(w.curves.train_curve.xy()[1]) == c.history.n_epochs
 
 
 def test_run_info_describes_each_run(open_window):

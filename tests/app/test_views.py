@@ -6,6 +6,7 @@ import sys
 from dataclasses import replace
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QMessageBox
@@ -79,9 +80,12 @@ def test_curves_hold_every_epoch_and_hover_reads_them(open_window, qtbot):
     w = open_window("tfp-circle")
     train_epochs(qtbot, w, 4)
     h = w.controller.history
-    np.testing.assert_array_equal(w.curves.train_curve.yData, h.epochs["epoch_train_loss"].view())
-    np.testing.assert_array_equal(w.curves.test_acc.yData, h.epochs["epoch_test_accuracy"].view())
-    assert len(w.curves.step_curve.yData) == w.controller.trainer.step
+    np.testing.assert_array_equal(w.curves.train_curve.xy()[1], h.epochs["epoch_train_loss"].view())
+    np.testing.assert_array_equal(w.curves.test_acc.xy()[1], h.epochs["epoch_test_accuracy"].view())
+    assert len(w.curves.step_curve.xy()[1]) == w.controller.trainer.step  # a short run: every step a point
+    numbers = w.curves.numbers.text()
+    assert f"{h.epochs['epoch_train_loss'].view()[-1]:.4f}" in numbers
+    assert f"{h.epochs['epoch_test_loss'].view()[-1]:.4f}" in numbers
     text = w.curves.values_at(2.2)
     assert text.startswith("epoch 2: train loss") and f"{h.epochs['epoch_train_loss'].view()[1]:.4g}" in text
     w.curves.log_y.setChecked(True)
@@ -234,7 +238,8 @@ def test_the_gui_history_stays_bounded_and_draws_the_folded_part(open_window, qt
     fx, fy = w.curves.folded_curve.xData, w.curves.folded_curve.yData  # the data set, not the drawn sample
     assert np.array_equal(fy, h.step_loss.folded)
     assert fx is not None and len(fx) == len(h.step_loss.folded) and fx.max() < h.step_x()[0]
-    assert w.curves.step_curve.xData[0] == h.step_x()[0] and len(w.curves.step_curve.xData) < 2 * 1024
+    sx = w.curves.step_curve.xy()[0]
+    assert sx[0] == pytest.approx(h.step_x()[0]) and len(sx) < 2 * 1024
 
 
 def test_the_step_curve_never_holds_more_points_than_pixel_columns():
@@ -252,6 +257,41 @@ def test_the_step_curve_never_holds_more_points_than_pixel_columns():
         assert x[2 * c] == 10.0 + 0.5 * c * per and x[2 * c + 1] == 10.0 + 0.5 * ((c + 1) * per - 1)
     short_x, short_y = peaks(1.0, 1.0, y[:300], 1000)  # fewer values than columns: drawn as they are
     assert np.array_equal(short_y, y[:300]) and short_x[0] == 1.0
+
+
+@pytest.mark.parametrize("per", [1, 3, 64])
+def test_a_column_trace_fed_frame_by_frame_draws_what_one_reduction_would(qtbot, per):
+    """The trace keeps its columns and extends them; whatever the frames' sizes, its line is the one-shot
+    (min, max) reduction per column, the unfinished column included, and only the head moves between chunks."""
+    import pyqtgraph as pg
+
+    from app.views.plotting import ColumnTrace, peaks
+
+    plot = pg.PlotItem()
+    trace = ColumnTrace(plot, pg.mkPen("k"))
+    rng = np.random.default_rng(per)
+    y = rng.normal(size=5_000)
+    y[77] = np.nan
+    start = 128  # a series whose exact part starts later (a folded long run)
+    cut, bodies = 0, set()
+    while cut < len(y):
+        cut = min(len(y), cut + int(rng.integers(1, 90)))
+        trace.show(start, y[:cut], 0.5, 0.25, per, chunk=8)
+        bodies.add(id(trace.body.yData))
+        x, r = trace.xy()
+        if per == 1:
+            np.testing.assert_array_equal(r, y[:cut])
+    full = (start + len(y)) // per * per - start  # the values in complete columns after the first
+    first_full = -start % per
+    ex, er = peaks(0.5 + 0.25 * (start + first_full), 0.25, y[first_full:full], (full - first_full) // per)
+    x, r = trace.xy()
+    if per > 1:  # the first column (partly before start), then the complete ones as one reduction would draw them
+        body = slice(2 if first_full else 0, None)
+        np.testing.assert_array_equal(r[body][:len(er)], er)
+        np.testing.assert_array_equal(x[body][:len(ex)], ex)
+        tail = y[full:]
+        assert r[-2] == tail.min() and r[-1] == tail.max()  # the unfinished column, as (min, max)
+    assert len(bodies) < len(y) / 90  # the body was set far less often than the frames came
 
 
 def test_uneven_probe_series_are_reduced_per_pixel_column_too():
