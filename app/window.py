@@ -6,9 +6,11 @@ import logging
 from pathlib import Path
 from typing import Any, cast
 
-from PySide6.QtCore import QByteArray, QEvent, Qt, Slot
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, Slot
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
     QCheckBox,
     QFrame,
     QHBoxLayout,
@@ -42,6 +44,17 @@ from .views.network import NetworkView
 from .views.output import OutputView
 
 log = logging.getLogger(__name__)
+
+
+class SpaceKeepsPlaying(QObject):
+    """Space plays or pauses even while a spin box has focus (the status bar promises it): a spin box claims
+    Space as text through a shortcut override; this filter, on the focused spin box, turns that claim down so
+    the Play shortcut fires. Spin boxes hold numbers, so they never needed the space."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        # Filtered but not accepted: the shortcut map goes on to the window's Play action.
+        return (event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
+                and event.key() == Qt.Key.Key_Space and event.modifiers() == Qt.KeyboardModifier.NoModifier)
 
 
 class Banner(QFrame):
@@ -114,11 +127,20 @@ class MainWindow(QMainWindow):
         col.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self._build_toolbar()
+        self._space = SpaceKeepsPlaying(self)
+        app = QApplication.instance()
+        assert isinstance(app, QApplication)
+        app.focusChanged.connect(self._on_focus)  # panels build their spin boxes anew: filter them as they focus
         self.files = FileManager(self)
         self._build_view_menu()
         self.statusBar().showMessage("Press Space to train", 4000)
         self.params_label = QLabel()
         self.statusBar().addPermanentWidget(self.params_label)
+        self.load_label = QLabel()
+        self.load_label.setToolTip(
+            "GUI load: the share of time the window spent drawing views. Every view you open costs some; while "
+            "training, the window draws less often rather than take more than about 12 % from training.")
+        self.statusBar().addPermanentWidget(self.load_label)
 
         c.frame.connect(self._on_frame)
         c.state_changed.connect(self._on_state)
@@ -183,13 +205,21 @@ class MainWindow(QMainWindow):
         self.epoch_label = QLabel()
         self.epoch_label.setToolTip("Epochs trained (an epoch is one pass over the training set)")
         self.epoch_label.setStyleSheet("font-size: 16pt; padding: 0 12px;")
+        self.step_label = QLabel()
+        self.step_label.setToolTip("Minibatch steps trained (Shift+→ trains one)")
+        self.step_label.setStyleSheet("padding: 0 12px 0 0;")
         self.rate_label = QLabel()
         self.rate_label.setMinimumWidth(110)
         self.rate_label.setToolTip("Training speed over the last two seconds")
         self.status_label = QLabel()
         self.status_label.setToolTip("What training is doing, the current learning rate and the last loss")
-        for w in (self.epoch_label, self.rate_label, self.status_label):
+        for w in (self.epoch_label, self.step_label, self.rate_label, self.status_label):
             bar.addWidget(w)
+
+    @Slot(QWidget, QWidget)
+    def _on_focus(self, old: QWidget | None, new: QWidget | None) -> None:
+        if isinstance(new, QAbstractSpinBox) and new.window() is self:
+            new.installEventFilter(self._space)  # installing again only moves it first
 
     def _build_view_menu(self) -> None:
         menu = self.menuBar().addMenu("&View")
@@ -301,6 +331,8 @@ class MainWindow(QMainWindow):
         snap = c.snapshot
         epoch = snap.epoch if snap else 0
         self.epoch_label.setText(f"Epoch {epoch:07,d}")
+        self.step_label.setText(f"step {snap.step if snap else 0:,d}")
+        self.load_label.setText(f"GUI load {c.gui_load:.0%}" if c.playing else "")
         self.rate_label.setText(f"{c.epochs_per_second():,.0f} epochs/s" if c.playing else "")
         if snap is None:
             return
