@@ -15,13 +15,28 @@ from ..controller import Controller
 from ..export import export_plot_png, export_widget
 from ..history import RunHistory
 from .base import LiveView
-from .plotting import ColumnTrace, StableRange, cached_curve, finite_max, finite_min, grow, log_range, prepare_plot
+from .plotting import (
+    ColumnTrace,
+    StableRange,
+    cached_curve,
+    finite_max,
+    finite_min,
+    grow,
+    log10,
+    log_range,
+    prepare_plot,
+)
 
 TRAIN_PEN = pg.mkPen((8, 119, 189), width=2)
 TEST_PEN = pg.mkPen((245, 147, 34), width=2)
 # Opaque: grey at 27 % over white, pre-mixed (translucent pens over thousands of segments are what Qt draws
 # slowest).
 STEP_PEN = pg.mkPen((218, 218, 218), width=1)
+
+
+def loss_text(v: float) -> str:
+    """A loss to four decimals, or to three significant digits once it is too small for that to show it."""
+    return f"{v:.4f}" if not 0 < abs(v) < 1e-3 else f"{v:.3g}"
 
 
 class CurvesView(LiveView):
@@ -43,22 +58,27 @@ class CurvesView(LiveView):
             p.showGrid(x=True, y=True, alpha=0.15)
             prepare_plot(p)
         self.loss_range = StableRange(self.loss_plot)
-        self.acc_plot.setYRange(0, 1, padding=0.02)
+        # 0 to 1 with room above, so the top tick's label "1.0" is drawn (pyqtgraph drops a label that would
+        # stick out of its axis)
+        self.acc_plot.setYRange(0, 1.1, padding=0)
+        self.acc_plot.getAxis("left").setTicks([[(v / 5, f"{v / 5:.1f}") for v in range(6)]])
+        for p in (self.loss_plot, self.acc_plot):
+            p.getAxis("left").setStyle(hideOverlappingLabels=False)  # the top label may reach into the margin
         self._xmax: float | None = None
         self._epochs_drawn: tuple[int, int, bool] = (-1, -1, False)
         self._ymax: float | None = None
         self._step_seen = 0  # the steps whose losses are in _step_span
         self._step_span = (math.inf, -math.inf)
         self._span_run = -1
-        self.loss_plot.addLegend(offset=(-10, 10))
-        self.acc_plot.addLegend(offset=(-10, -10))
-        self.step_curve = ColumnTrace(self.loss_plot, STEP_PEN, "loss per step")
+        # No legends over the curves: the numbers above them name the colours (a legend box hid the newest
+        # epochs of a long run)
+        self.step_curve = ColumnTrace(self.loss_plot, STEP_PEN)
         self.folded_curve = cached_curve(self.loss_plot, STEP_PEN)  # a long run's oldest steps, as (min, max) pairs
-        self._folded_drawn = -1
-        self.train_curve = ColumnTrace(self.loss_plot, TRAIN_PEN, "train")
-        self.test_curve = ColumnTrace(self.loss_plot, TEST_PEN, "test")
-        self.train_acc = ColumnTrace(self.acc_plot, TRAIN_PEN, "train")
-        self.test_acc = ColumnTrace(self.acc_plot, TEST_PEN, "test")
+        self._folded_drawn: tuple[int, bool] | None = None
+        self.train_curve = ColumnTrace(self.loss_plot, TRAIN_PEN)
+        self.test_curve = ColumnTrace(self.loss_plot, TEST_PEN)
+        self.train_acc = ColumnTrace(self.acc_plot, TRAIN_PEN)
+        self.test_acc = ColumnTrace(self.acc_plot, TEST_PEN)
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 0, 0, 90)))
         self.cursor.setVisible(False)
         self.loss_plot.addItem(self.cursor, ignoreBounds=True)
@@ -68,10 +88,12 @@ class CurvesView(LiveView):
         self.readout = QLabel("Hover over the curves to read an epoch's values")
         self.readout.setToolTip("Values at the epoch under the mouse")
         self.numbers = QLabel()
-        self.numbers.setToolTip("The last finished epoch's loss on the training and the test data")
+        self.numbers.setToolTip("The last finished epoch's loss (and accuracy: train / test) on the training and "
+                                "the test data; grey is every minibatch step's loss")
         self.numbers.setTextFormat(Qt.TextFormat.RichText)
         # its text changes every epoch: never let that resize the dock (and every view beside it)
         self.numbers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.numbers.setWordWrap(True)  # two lines in a narrow dock rather than cut off
         bar = QHBoxLayout()
         bar.addWidget(self.log_y)
         bar.addWidget(self.readout, 1)
@@ -96,7 +118,7 @@ class CurvesView(LiveView):
         h: RunHistory = self.controller.history
         if h.step_loss.total == 0:
             self._xmax = self._ymax = None  # a new run: the axes start small again
-            self._folded_drawn = -1
+            self._folded_drawn = None
         self._update_ranges(h)
         # One (min, max) pair per pixel column of the x range, kept and extended (see ColumnTrace): the plot
         # never handles more points than it has columns, and a frame repaints only the curves' newest strip.
@@ -104,11 +126,12 @@ class CurvesView(LiveView):
         spe = h.steps_per_epoch
         assert self._xmax is not None
         per_step = math.ceil(self._xmax * spe / columns)
-        self.step_curve.show(h.step_loss.start, h.step_loss.view(), 1 / spe, 1 / spe, per_step)
-        if len(h.step_loss.folded) != self._folded_drawn:  # a long run's folded (min, max) part changes rarely
-            self._folded_drawn = len(h.step_loss.folded)
+        log = self.log_y.isChecked()
+        self.step_curve.show(h.step_loss.start, h.step_loss.view(), 1 / spe, 1 / spe, per_step, log=log)
+        if (len(h.step_loss.folded), log) != self._folded_drawn:  # a long run's folded part changes rarely
+            self._folded_drawn = (len(h.step_loss.folded), log)
             fx, fy = h.step_loss.folded_xy()
-            self.folded_curve.setData((fx + 1) / spe, fy)
+            self.folded_curve.setData((fx + 1) / spe, log10(fy) if log else fy)
         classify = self.controller.run_info.task == "classification"
         self.acc_plot.setVisible(classify)
         per_epoch = math.ceil(self._xmax / columns)
@@ -116,7 +139,7 @@ class CurvesView(LiveView):
                            (self.train_acc, "epoch_train_accuracy"), (self.test_acc, "epoch_test_accuracy")):
             if classify or "loss" in key:
                 b = h.epochs[key]
-                trace.show(b.start, b.view(), 1.0, 1.0, per_epoch)
+                trace.show(b.start, b.view(), 1.0, 1.0, per_epoch, log=log and "loss" in key)
         self._show_numbers(h, classify)
 
     def _update_ranges(self, h: RunHistory) -> None:
@@ -141,15 +164,18 @@ class CurvesView(LiveView):
 
     def _show_numbers(self, h: RunHistory, classify: bool) -> None:
         """The latest epoch's losses (and accuracies) as numbers above the plots, as TensorFlow Playground shows
-        them: a curve's end is hard to read to three digits."""
+        them (a curve's end is hard to read to three digits); their names in the curves' colours are the key."""
         if h.n_epochs == 0:
-            text = "Train loss – · Test loss – (after the first epoch)"
+            tr = te = "–"
+            acc = ""
         else:
             e = {k: float(b.view()[-1]) for k, b in h.epochs.items()}
-            text = f"Train loss <b>{e['epoch_train_loss']:.4f}</b> · Test loss <b>{e['epoch_test_loss']:.4f}</b>"
-            if classify:
-                text += (f" · accuracy <b>{e['epoch_train_accuracy']:.1%}</b> train, "
-                         f"<b>{e['epoch_test_accuracy']:.1%}</b> test")
+            tr, te = loss_text(e["epoch_train_loss"]), loss_text(e["epoch_test_loss"])
+            acc = (f" · accuracy <b>{e['epoch_train_accuracy']:.1%}</b> / <b>{e['epoch_test_accuracy']:.1%}</b>"
+                   if classify else "")
+        text = (f"<span style='color:{TRAIN_PEN.color().name()}'>━ Train</span> loss <b>{tr}</b> · "
+                f"<span style='color:{TEST_PEN.color().name()}'>━ Test</span> loss <b>{te}</b>{acc} · "
+                f"<span style='color:#a0a0a0'>━ each step</span>")
         if text != self.numbers.text():
             self.numbers.setText(text)
 

@@ -98,11 +98,19 @@ def cached_curve(plot: pg.PlotItem, pen: pg.QtGui.QPen, name: str | None = None)
     """A bare curve item (no PlotDataItem layer: its per-call bookkeeping is Python time on the GUI thread),
     aliased, and cached as device pixels: when a small item beside it changes, Qt repaints it by copying its
     pixmap instead of stroking its path again (ARCHITECTURE.md, "Drawing")."""
-    item = pg.PlotCurveItem(pen=pen, antialias=False)
+    item = pg.PlotCurveItem(pen=pen, antialias=False, connect="finite")
     item.setSegmentedLineMode("off")  # one drawPath: pyqtgraph's drawLines mode strokes 1-px lines 2× slower
     item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-    plot.addItem(item, name=name)
+    plot.addItem(item)
+    if name is not None and plot.legend is not None:
+        plot.legend.addItem(item, name)
     return item
+
+
+def log10(y: np.ndarray) -> np.ndarray:
+    """log10 for a log axis, NaN (a gap) where a value is not positive."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(y > 0, np.log10(np.where(y > 0, y, 1.0)), np.nan)
 
 
 class ColumnTrace:
@@ -121,6 +129,7 @@ class ColumnTrace:
 
     def clear(self) -> None:
         self.per = 0
+        self.log = False  # y drawn as log10 (a bare curve item has no log mode of its own)
         self.start = -1
         self.first = 0  # the first column index held
         self.lo = np.empty(0)
@@ -135,18 +144,21 @@ class ColumnTrace:
         """Columns k0…k1-1 as a line through each column's min and max at its first and last index."""
         k = np.arange(k0, k1, dtype=np.float64)
         if self.per == 1:
-            return x0 + dx * k, lo
+            return x0 + dx * k, log10(lo) if self.log else lo
         a = np.maximum(k * self.per, start)
         b = np.minimum((k + 1) * self.per, total) - 1
-        return (np.stack([x0 + dx * a, x0 + dx * b], axis=1).ravel(), np.stack([lo, hi], axis=1).ravel())
+        y = np.stack([lo, hi], axis=1).ravel()
+        return np.stack([x0 + dx * a, x0 + dx * b], axis=1).ravel(), log10(y) if self.log else y
 
-    def show(self, start: int, values: np.ndarray, x0: float, dx: float, per: int, chunk: int = 16) -> None:
-        """Draw ``values`` (global indices start, start+1, …, at x = x0 + dx·index), ``per`` values a column."""
+    def show(self, start: int, values: np.ndarray, x0: float, dx: float, per: int, chunk: int = 16,
+             log: bool = False) -> None:
+        """Draw ``values`` (global indices start, start+1, …, at x = x0 + dx·index), ``per`` values a column,
+        on a log10 y axis if ``log``."""
         per = max(1, per)
         total = start + len(values)
-        if per != self.per or start != self.start or total < self.first * per:
+        if per != self.per or start != self.start or total < self.first * per or log != self.log:
             self.clear()  # a new x range, or a run that folded or restarted: reduce again from its start
-            self.per, self.start, self.first = per, start, start // per
+            self.per, self.start, self.first, self.log = per, start, start // per, log
         full = total // per  # columns [first, full) are complete
         held = self.first + len(self.lo)
         if full > held:  # reduce the newly completed columns
@@ -169,8 +181,9 @@ class ColumnTrace:
             with np.errstate(invalid="ignore"):
                 tlo, thi = float(np.fmin.reduce(tail)), float(np.fmax.reduce(tail))
             xa, xb = x0 + dx * max(full * per, start), x0 + dx * (total - 1)
+            ty = np.array([tlo, thi] if per > 1 else [thi])
             hx = np.append(hx, [xa, xb] if per > 1 else [xb])
-            hy = np.append(hy, [tlo, thi] if per > 1 else [thi])
+            hy = np.append(hy, log10(ty) if log else ty)
         key = (settled, len(hx), *hx[-3:], *hy[-3:])
         if key != self._head_key:  # an unfinished column whose min and max stand still draws nothing new
             self._head_key = key

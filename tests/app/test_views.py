@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QMessageBox
 
+from app.views.curves import loss_text
 from engine.stack import from_model, with_stack
 from tests.app.helpers import train_epochs
 
@@ -84,12 +85,15 @@ def test_curves_hold_every_epoch_and_hover_reads_them(open_window, qtbot):
     np.testing.assert_array_equal(w.curves.test_acc.xy()[1], h.epochs["epoch_test_accuracy"].view())
     assert len(w.curves.step_curve.xy()[1]) == w.controller.trainer.step  # a short run: every step a point
     numbers = w.curves.numbers.text()
-    assert f"{h.epochs['epoch_train_loss'].view()[-1]:.4f}" in numbers
-    assert f"{h.epochs['epoch_test_loss'].view()[-1]:.4f}" in numbers
+    assert loss_text(h.epochs["epoch_train_loss"].view()[-1]) in numbers
+    assert loss_text(h.epochs["epoch_test_loss"].view()[-1]) in numbers
     text = w.curves.values_at(2.2)
     assert text.startswith("epoch 2: train loss") and f"{h.epochs['epoch_train_loss'].view()[1]:.4g}" in text
     w.curves.log_y.setChecked(True)
     assert w.curves.loss_plot.getAxis("left").logMode
+    np.testing.assert_allclose(w.curves.train_curve.xy()[1], np.log10(h.epochs["epoch_train_loss"].view()))
+    ticks = w.curves.acc_plot.getAxis("left")._tickLevels[0]
+    assert ticks[-1] == (1.0, "1.0") and w.curves.acc_plot.vb.viewRange()[1][1] > 1.0  # the 1.0 label shows
 
 
 def test_health_view_plots_gradients_dead_units_and_histograms(open_window, qtbot):
