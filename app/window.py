@@ -75,10 +75,13 @@ class Banner(QFrame):
         row.addWidget(self.label, 1)
         row.addWidget(self.action)
         row.addWidget(close)
+        self.refusal = False  # the message says training is refused: it goes once nothing blocks training
         self.hide()
 
-    def show_message(self, text: str, severe: bool, reset: bool = True) -> None:
-        """Show why training stopped; `reset` offers the Reset button (it cannot mend an invalid graph)."""
+    def show_message(self, text: str, severe: bool, reset: bool = True, refusal: bool = False) -> None:
+        """Show why training stopped; `reset` offers the Reset button (it cannot mend an invalid graph);
+        `refusal` marks the message that training is refused, which goes by itself when the graph is mended."""
+        self.refusal = refusal
         self.action.setVisible(reset)
         colour = "#fde2e1; color: #7a1712" if severe else "#e3f0fb; color: #0b3c5d"
         self.setStyleSheet(f"Banner {{ background: {colour.split(';')[0]}; border-radius: 4px; }}"
@@ -246,7 +249,8 @@ class MainWindow(QMainWindow):
         blocked = self.controller.blocked
         if blocked is None or self.controller.playing:
             return False
-        self.banner.show_message(f"Training is refused until the graph is valid: {blocked}", severe=True, reset=False)
+        self.banner.show_message(f"Training is refused until the graph is valid: {blocked}", severe=True, reset=False,
+                                 refusal=True)
         self.tabs.setCurrentWidget(self.editor)
         return True
 
@@ -323,6 +327,8 @@ class MainWindow(QMainWindow):
         self.play_action.setIcon(self.style().standardIcon(
             QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay))
         self.play_action.setToolTip(f"{'Pause training' if playing else 'Train until paused'} (Space)")
+        if self.banner.refusal and self.controller.blocked is None:
+            self.banner.hide()  # the graph was mended (an undo keeps the run: no new spec says so)
         self._on_frame()
 
     @Slot()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QDragEnterEvent,
@@ -15,6 +15,7 @@ from PySide6.QtGui import (
     QPainter,
     QPainterPath,
     QPen,
+    QTransform,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QGraphicsSceneMouseEvent,
     QGraphicsSimpleTextItem,
     QGraphicsView,
+    QStyle,
     QStyleOptionGraphicsItem,
     QWidget,
 )
@@ -39,6 +41,10 @@ BLOCK_W = 156.0
 PORT_R = 6.0
 ERROR = QColor("#c62828")
 UNKNOWN = "#eeeeee"  # the fill of a block whose op is not registered (it shows as an error to delete)
+# Zoom limits. Fit zooms out as far as a graph needs, down to MIN_ZOOM, where a block is a few pixels wide (a
+# chain of about 70 blocks in the default window's canvas); it never magnifies past FIT_MAX.
+MIN_ZOOM, MAX_ZOOM, FIT_MAX = 0.02, 4.0, 1.2
+FIT_MARGIN = 16  # pixels of canvas left around the graph by Fit
 
 
 def key_params(op: str, params: dict[str, Any]) -> str:
@@ -319,7 +325,8 @@ class EditorScene(QGraphicsScene):
 
 
 class EditorView(QGraphicsView):
-    """Zooms with the wheel, pans with the middle button (or Space + drag), accepts ops dropped from the palette."""
+    """Zooms with the wheel, pans with the middle button, accepts ops dropped from the palette. (Space is the
+    window's Play shortcut everywhere, so it cannot double as a pan key here.)"""
 
     op_dropped = Signal(str, QPointF)
     delete_pressed = Signal()
@@ -335,24 +342,23 @@ class EditorView(QGraphicsView):
         self._pan: QPointF | None = None
 
     def zoom(self, factor: float) -> None:
-        scale = self.transform().m11() * factor
-        if 0.15 <= scale <= 4.0:
-            self.scale(factor, factor)
+        """Zoom by `factor`, stopping at the limits (the wheel, the zoom actions)."""
+        scale = self.transform().m11()
+        target = min(max(scale * factor, MIN_ZOOM), MAX_ZOOM)
+        self.scale(target / scale, target / scale)
 
     def fit(self) -> None:
-        """Show the whole graph, but never so small that blocks cannot be read (scroll for the rest)."""
+        """Show every block, however wide the graph (the user zooms in from there to read a part), but never
+        magnify a small graph past FIT_MAX."""
         rect = self.scene().itemsBoundingRect()
         if rect.isEmpty():
             return
-        self.fitInView(rect.adjusted(-40, -40, 40, 40), Qt.AspectRatioMode.KeepAspectRatio)
-        scale = min(max(self.transform().m11(), 0.7), 1.2)
-        self.resetTransform()
-        self.scale(scale, scale)
-        centre = rect.center()
-        half_width = self.viewport().width() / scale / 2
-        if rect.width() + 80 > 2 * half_width:  # too wide to show whole: start at the inputs, scroll for the rest
-            centre.setX(rect.left() - 40 + half_width)
-        self.centerOn(centre)
+        # Leave room for both scroll bars: the new scale may bring them in, and they take their room from the view.
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, self)
+        room = self.maximumViewportSize() - QSize(bar + 2 * FIT_MARGIN, bar + 2 * FIT_MARGIN)
+        scale = max(min(room.width() / rect.width(), room.height() / rect.height(), FIT_MAX), MIN_ZOOM)
+        self.setTransform(QTransform.fromScale(scale, scale))
+        self.centerOn(rect.center())
 
     def wheelEvent(self, event: QWheelEvent) -> None:
         self.zoom(1.15 if event.angleDelta().y() > 0 else 1 / 1.15)

@@ -293,6 +293,9 @@ class NetworkEditor(QWidget):
             if not confirm_reset(self, c):
                 QTimer.singleShot(0, self.doc.undo_stack.undo)  # not inside the push that is still running
                 return
+        # Lift the refusal before the new run: the window hears of the new spec, and hides a banner saying that
+        # training is refused, only when nothing blocks training any more.
+        c.set_blocked(None)
         try:
             # The diagnosis already checked this model against this spec: no second validation pass here.
             self._synced = model
@@ -300,8 +303,6 @@ class NetworkEditor(QWidget):
         except EngineError as exc:
             c.set_blocked(str(exc))
             self.status.setText(f"<span style='color:#b71c1c'>✗ {html.escape(str(exc))}</span>")
-            return
-        c.set_blocked(None)
 
     @Slot()
     def _on_edited(self) -> None:

@@ -215,8 +215,11 @@ class ModelForm:
     fields the user edited replaced: a spin box shows a value rounded to its decimals, so values are never
     read back from fields nobody touched (Adam's ε stays 1e-8 when the learning rate changes)."""
 
-    def __init__(self, form: QFormLayout, on_change: Callable[[], None], skip: tuple[str, ...] = ("kind",)) -> None:
-        self.form, self.on_change, self.skip = form, on_change, skip
+    def __init__(self, form: QFormLayout, on_change: Callable[[], None], skip: tuple[str, ...] = ("kind",),
+                 after: QWidget | None = None) -> None:
+        """`after` is the control whose row the fields follow: a form may hold rows below them, and a model
+        without fields (a constant schedule) leaves no row of its own to put the next model's fields at."""
+        self.form, self.on_change, self.skip, self.after = form, on_change, skip, after
         self.model: BaseModel | None = None
         self.fields: dict[str, SchemaField] = {}
         self.edits: dict[str, Any] = {}  # fields edited since the model was shown (kept while refused)
@@ -237,7 +240,12 @@ class ModelForm:
 
     def _rebuild(self, model: BaseModel) -> None:
         first = next(iter(self.fields.values()), None)
-        row = self.form.getWidgetPosition(first.widget)[0] if first is not None else self.form.rowCount()
+        if self.after is not None:
+            row = self.form.getWidgetPosition(self.after)[0] + 1
+        elif first is not None:
+            row = self.form.getWidgetPosition(first.widget)[0]
+        else:
+            row = self.form.rowCount()
         for f in self.fields.values():
             self.form.removeRow(f.widget)  # only this form's rows: the layout may hold others too
         self.fields = {}

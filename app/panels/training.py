@@ -12,9 +12,8 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
+    QHBoxLayout,
     QLabel,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -34,6 +33,26 @@ LOSSES = {"mse": "Mean squared error", "cross_entropy": "Cross-entropy", "bce": 
 _schedule = TypeAdapter(ScheduleSpec)
 
 
+def heading(text: str, first: bool = False) -> QLabel:
+    """A section's title in the panel's one form, set off from the section above it."""
+    label = QLabel(text)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    label.setContentsMargins(0, 0 if first else 5, 0, 0)
+    return label
+
+
+def row_of(*widgets: QWidget) -> QWidget:
+    """Controls side by side in one field of the form: a row less for settings that belong together."""
+    host = QWidget()
+    row = QHBoxLayout(host)
+    row.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        row.addWidget(w)
+    return host
+
+
 class TrainingPanel(QWidget):
     """Edits produce a whole new spec through `spec_edited`; the controller decides live vs reset. Each control
     changes only its own field: no value is read back from a control the user did not touch."""
@@ -49,14 +68,10 @@ class TrainingPanel(QWidget):
             self.optimizer.setItemData(i, entry.doc, Qt.ItemDataRole.ToolTipRole)
         self.optimizer.setToolTip("The update rule. Changing it keeps the weights; the new optimizer starts "
                                   "with fresh state (momentum, running averages)")
-        self.opt_form = QFormLayout()
-        self.opt_fields = ModelForm(self.opt_form, self._on_optimizer)
         self.schedule = QComboBox()
         for kind, label in SCHEDULES.items():
             self.schedule.addItem(label, kind)
         self.schedule.setToolTip("How the learning rate changes over training")
-        self.sched_form = QFormLayout()
-        self.sched_fields = ModelForm(self.sched_form, self._on_schedule)
         self.refused = QLabel()  # why the last optimizer or schedule edit was not applied
         self.refused.setWordWrap(True)
         self.refused.setStyleSheet("color: #b71c1c;")
@@ -81,37 +96,31 @@ class TrainingPanel(QWidget):
         self.early_on = QCheckBox("Early stopping, patience")
         self.early_on.setToolTip("Stop when the test loss has not improved for this many epochs")
         self.patience = spin_for(EarlyStopping, "patience", 10)
-        self.restore = QCheckBox("Restore best weights")
+        self.restore = QCheckBox("restore best")
         self.restore.setChecked(True)
         self.restore.setToolTip("When stopping early, go back to the weights with the lowest test loss")
         self._early = EarlyStopping()  # the last early stopping shown: switching it back on restores min_delta
-
-        opt_box = QGroupBox("Optimizer")
-        f = QFormLayout(opt_box)
-        f.addRow("method", self.optimizer)
-        f.addRow(self.opt_form)
-        sched_box = QGroupBox("Learning-rate schedule")
-        f = QFormLayout(sched_box)
-        f.addRow("schedule", self.schedule)
-        f.addRow(self.sched_form)
-        reg_box = QGroupBox("Loss and regularization")
-        f = QFormLayout(reg_box)
-        f.addRow("loss", self.loss)
-        f.addRow("L1 rate", self.l1)
-        f.addRow("L2 rate", self.l2)
-        f.addRow("weight decay", self.wd)
-        f.addRow(self.clip_on, self.clip)
-        f.addRow(self.early_on, self.patience)
-        f.addRow("", self.restore)
         for combo in (self.optimizer, self.schedule, self.loss):  # fit a narrow dock instead of clipping
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
-        layout = QVBoxLayout(self)
-        layout.addWidget(opt_box)
-        layout.addWidget(sched_box)
-        layout.addWidget(self.refused)
-        layout.addWidget(reg_box)
-        layout.addStretch(1)
+
+        # One form with headings, not a framed box per section: the frames cost about a row each, and the
+        # default window's Training dock then cut off the last rows. One form also lines up every field.
+        form = QFormLayout(self)
+        form.setContentsMargins(9, 4, 9, 4)
+        form.setVerticalSpacing(3)
+        form.addRow(heading("Optimizer", first=True))
+        form.addRow("method", self.optimizer)
+        self.opt_fields = ModelForm(form, self._on_optimizer, after=self.optimizer)
+        form.addRow("lr schedule", self.schedule)
+        self.sched_fields = ModelForm(form, self._on_schedule, after=self.schedule)
+        form.addRow(self.refused)
+        form.addRow(heading("Loss and regularization"))
+        form.addRow("loss", self.loss)
+        form.addRow("L1, L2 rate", row_of(self.l1, self.l2))
+        form.addRow("weight decay", self.wd)
+        form.addRow(self.clip_on, self.clip)
+        form.addRow(self.early_on, row_of(self.patience, self.restore))
         self.optimizer.currentIndexChanged.connect(self._on_optimizer_kind)
         self.schedule.currentIndexChanged.connect(self._on_schedule_kind)
         self.loss.currentIndexChanged.connect(self._on_loss)
