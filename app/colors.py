@@ -45,24 +45,26 @@ def diverging_rgb(values: np.ndarray, scale: float = 1.0) -> np.ndarray:
     return DIVERGING[_index(values, scale)]
 
 
-def output_rgb(output: np.ndarray, activation: str, discretize: bool = False) -> np.ndarray:
+def output_rgb(output: np.ndarray, activation: str, discretize: bool = False, light: bool = True) -> np.ndarray:
     """The head's output on the grid (C, G, G) as an RGB image (G, G, 3): the decision boundary's colours,
-    lightened (`BACKGROUND_ALPHA`) so the data points drawn over it keep their full colour."""
+    lightened (`BACKGROUND_ALPHA`) so the data points drawn over it keep their full colour; ``light=False``
+    for a map with no points over it (the Network view's thumbnails, drawn at full strength like its neurons)."""
     if output.shape[0] > 1 and activation == "softmax":
         k = output.shape[0]
         if k == 2:  # two-class softmax reads as p(class 1) − p(class 0)
-            return output_rgb(output[1:2] - output[0:1], "tanh", discretize)
+            return output_rgb(output[1:2] - output[0:1], "tanh", discretize, light)
         cls = output.argmax(axis=0)
         conf = np.ones_like(cls, dtype=np.float32) if discretize else (output.max(axis=0) - 1 / k) / (1 - 1 / k)
         base = CLASS_COLORS[cls % len(CLASS_COLORS)]
         mix = np.clip(conf, 0, 1)[..., None] * 0.85
-        return lighten(np.array(NEUTRAL, dtype=np.float32) * (1 - mix) + base * mix)
+        rgb = np.array(NEUTRAL, dtype=np.float32) * (1 - mix) + base * mix
+        return lighten(rgb) if light else rgb.round().astype(np.uint8)
     v = output[0]
     if activation == "sigmoid":
         v = v * 2 - 1
     if discretize:
         v = np.sign(v)
-    return LIGHT_DIVERGING[_index(v, 1.0)]
+    return (LIGHT_DIVERGING if light else DIVERGING)[_index(v, 1.0)]
 
 
 def neuron_rgb(values: np.ndarray, discretize: bool = False) -> np.ndarray:

@@ -69,7 +69,9 @@ class LiveView(QWidget):
     def frame_key(self, snap: Snapshot | None) -> Hashable:
         """What the drawing depends on: equal keys mean nothing new to draw."""
         c = self.controller
-        steps = tuple(snap.probes[n].step if snap is not None and n in snap.probes else -1 for n in sorted(self.probes))
+        # a probe's serial, not its step: a weight edited by hand is probed again at the same step
+        steps = tuple(snap.probes[n].serial if snap is not None and n in snap.probes else -1
+                      for n in sorted(self.probes))
         history = (c.history.step_loss.total, c.history.n_epochs) if self.uses_history else ()
         return (c.run_info.run_id, steps, history, tuple(t.isChecked() for t in self.toggles().values()))
 

@@ -147,7 +147,7 @@ class OutputView(LiveView):
         if self.focused_map(snap) is None:
             return key
         assert snap is not None
-        return key, self.controller.focus, snap.probes["neurons"].step
+        return key, self.controller.focus, snap.probes["neurons"].serial
 
     def draw(self, snap: Snapshot | None) -> None:
         assert snap is not None and self.run is not None

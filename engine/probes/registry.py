@@ -3,6 +3,7 @@ to draw and for scripts and tests to check (``python -m engine probe``). Adding 
 registers a ``Probe`` and one test; the trainer runs whichever probes the views ask for."""
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,6 +67,7 @@ class ProbeResult:
     name: str
     step: int
     arrays: dict[str, np.ndarray]
+    serial: int = 0  # unique per computation: a model edited between steps is probed again at the same step
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,9 @@ def register(probe: Probe) -> Probe:
     return probe
 
 
+_SERIALS = itertools.count(1)
+
+
 def applicable(info: GraphInfo, dataset_spec: Any) -> list[str]:
     """The names of the probes that apply to this model and dataset, in registration order."""
     return [name for name, p in PROBES.items() if p.applies(info, dataset_spec)]
@@ -97,7 +102,7 @@ def applicable(info: GraphInfo, dataset_spec: Any) -> list[str]:
 def run_probe(ctx: ProbeContext, name: str, step: int, request: ProbeRequest | None = None) -> ProbeResult:
     """Compute one probe now (callers hold the model still: between steps)."""
     arrays = PROBES[name].compute(ctx, request or ProbeRequest())
-    return ProbeResult(name, step, arrays)
+    return ProbeResult(name, step, arrays, next(_SERIALS))
 
 
 def own(t: torch.Tensor) -> np.ndarray:

@@ -144,8 +144,10 @@ class Trainer:
             if len(command.index) != len(shape) or not all(0 <= i < n for i, n in zip(command.index, shape,
                                                                                        strict=True)):
                 raise EngineError("weight edit", f"index {command.index} is outside {command.param} of shape {shape}")
-            if not math.isfinite(command.value):
-                raise EngineError("weight edit", f"a weight must be a finite number, not {command.value}")
+            limit = torch.finfo(tensors[command.param].dtype).max
+            if not math.isfinite(command.value) or abs(command.value) > limit:
+                raise EngineError("weight edit", f"a weight must be a finite number within ±{limit:.3g}, "
+                                                 f"not {command.value}")
         self._commands.put(command)
 
     def apply_commands(self) -> None:

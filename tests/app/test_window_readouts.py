@@ -64,3 +64,16 @@ def test_a_gui_over_its_budget_draws_less_often_and_back_at_full_rate_when_pause
     c.pause()
     c.frame.disconnect(heavy)
     assert c.frame_interval == controller_module.FRAME_S
+
+
+def test_a_weight_edited_while_paused_redraws_every_view_at_once(open_window, qtbot):
+    """The edit is probed again at the same step: views key their frames on the probe's serial, not its step."""
+    from engine import EditWeight
+
+    w = open_window("tfp-circle")
+    train_epochs(qtbot, w, 2)
+    c = w.controller
+    before = w.output.rgb.copy()
+    c.edit_weight(EditWeight("layers.dense_1.weight", (0, 0), 4.0))
+    assert c.snapshot.step == c.trainer.step  # no training happened
+    assert (w.output.rgb != before).any()  # the boundary of the edited network is on screen

@@ -30,6 +30,7 @@ def test_edit_applies_between_steps_and_changes_the_output() -> None:
     (EditWeight("{key}", (99, 0), 1.0), "outside"),
     (EditWeight("{key}", (0,), 1.0), "outside"),
     (EditWeight("{key}", (0, 0), math.nan), "finite"),
+    (EditWeight("{key}", (0, 0), 1e39), "within"),  # beyond float32: it would become inf in the tensor
 ])
 def test_bad_edits_are_refused(edit: EditWeight, words: str) -> None:
     tr = Trainer(load_preset("tfp-circle"), probes=False)
