@@ -22,7 +22,7 @@ from .worker import Job, TrainingThread
 
 FRAME_S = 1 / 30  # views redraw at most this often
 MAX_FRAME_S = 0.25  # and at least this often while training, whatever the budget says
-GUI_BUDGET = 0.12  # while training, the share of the wall clock the GUI thread may be busy (ARCHITECTURE.md, "Frame budget")
+GUI_BUDGET = 0.18  # while training, the share of the wall clock the GUI thread may be busy (ARCHITECTURE.md, "Frame budget")
 LIVE_FIELDS = tuple(f.name for f in dataclasses.fields(Configure))  # spec fields a run takes without a reset
 STOPPED_BY_ITSELF = ("diverged", "early_stopped")  # statuses that end a run without the user pausing it
 STATUS_TEXT = {"ready": "ready", "running": "training", "paused": "paused", "finished": "paused",

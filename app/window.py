@@ -142,7 +142,7 @@ class MainWindow(QMainWindow):
         self.load_label = QLabel()
         self.load_label.setToolTip(
             "GUI load: the share of time the window spent drawing views. Every view you open costs some; while "
-            "training, the window draws less often rather than take more than about 12 % from training.")
+            "training, the window draws less often rather than keep the GUI busy more than about 18 % of the time.")
         self.statusBar().addPermanentWidget(self.load_label)
 
         c.frame.connect(self._on_frame)

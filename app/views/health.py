@@ -13,7 +13,17 @@ from ..colors import LAYER_COLORS
 from ..controller import Controller, RunInfo
 from ..export import export_widget
 from .base import LiveView
-from .plotting import StableRange, finite_max, finite_min, grow, log_range, peaks_xy, prepare_plot
+from .plotting import (
+    PathCurve,
+    StableRange,
+    cached_curve,
+    finite_max,
+    finite_min,
+    grow,
+    log_range,
+    peaks_xy,
+    prepare_plot,
+)
 
 HIST_BINS = 30
 AXIS_W = 46  # one left-axis width for all three plots, so the two epoch axes line up
@@ -72,9 +82,9 @@ class HealthView(LiveView):
         self.hist_range = StableRange(self.hist_plot)
         self._bounds: dict[str, float | None] = {"x": None, "w": None, "count": None}
         self.colour: dict[str, int] = {}  # node → palette index, fixed for the run
-        self.grad_curves: dict[str, pg.PlotCurveItem] = {}
-        self.dead_curves: dict[str, pg.PlotCurveItem] = {}
-        self.hist_curves: dict[str, pg.PlotCurveItem] = {}
+        self.grad_curves: dict[str, PathCurve] = {}
+        self.dead_curves: dict[str, PathCurve] = {}
+        self.hist_curves: dict[str, PathCurve] = {}
 
     @staticmethod
     def _add_plot(layout: QVBoxLayout, title: str, tip: str) -> tuple[pg.PlotItem, tuple[QLabel, pg.PlotWidget]]:
@@ -92,7 +102,7 @@ class HealthView(LiveView):
         layout.addWidget(widget, 1)
         return plot, (label, widget)
 
-    def _sync(self, plot: pg.PlotItem, curves: dict[str, pg.PlotCurveItem], nodes: list[str]) -> bool:
+    def _sync(self, plot: pg.PlotItem, curves: dict[str, PathCurve], nodes: list[str]) -> bool:
         """Make one curve per node; True when the set changed."""
         if list(curves) == nodes:
             return False
@@ -100,12 +110,9 @@ class HealthView(LiveView):
             plot.removeItem(item)
         curves.clear()
         for node in nodes:
-            # A bare PlotCurveItem, not plot()'s PlotDataItem, whose setData costs 2.5 times as much for extras these
-            # curves do without: `draw` takes log10 itself and reduces to pixel columns with `peaks_xy`.
-            # Not antialiased: see `long_curve`.
-            item = pg.PlotCurveItem(pen=layer_pen(self.colour[node]), antialias=False, connect="finite")
-            plot.addItem(item)
-            curves[node] = item
+            # A PathCurve: painted by Qt without Python (see there); `draw` takes log10 itself and reduces to
+            # pixel columns with `peaks_xy`.
+            curves[node] = cached_curve(plot, layer_pen(self.colour[node]))
         return True
 
     def _show_legend(self) -> None:

@@ -7,10 +7,12 @@ data outgrows them, and axes cache their pixels between those moments.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QGraphicsItem
+from PySide6.QtGui import QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
 
 
 def nice_ceil(v: float) -> float:
@@ -84,26 +86,34 @@ def log_range(lo: float, hi: float) -> tuple[float, float]:
     return (float(a), float(max(b, a + 1)))
 
 
-def long_curve(plot: pg.PlotItem, pen: pg.QtGui.QPen, name: str | None = None) -> pg.PlotDataItem:
-    """A curve item made for ever-growing data: peak downsampling and clip-to-view (ARCHITECTURE.md, "Drawing")."""
-    # created once, updated with setData; not antialiased: Qt strokes a 2-px antialiased line of a few hundred
-    # min/max points in 12 ms, the same line aliased in 1.3 ms, and the GUI thread holds the GIL meanwhile
-    item = plot.plot(pen=pen, name=name, antialias=False)
-    item.setDownsampling(auto=True, method="peak")
-    item.setClipToView(True)
-    return item
+class PathCurve(QGraphicsPathItem):
+    """A curve drawn by Qt alone: a C++ path item, so painting it, and the many bounding-rect queries Qt makes
+    while painting a scene, run no Python. pyqtgraph's PlotCurveItem runs Python for each; with training in
+    another thread, every such call on the GUI thread waits for, then holds, the GIL. The data set last is
+    kept in `xData`/`yData` (for tests and readouts); the path is pyqtgraph's fast `arrayToQPath`."""
+
+    def __init__(self, pen: QPen) -> None:
+        super().__init__()
+        self.setPen(pen)
+        self.xData: np.ndarray | None = None
+        self.yData: np.ndarray | None = None
+        # cached as device pixels: when a small item beside it changes, Qt copies this one's pixels back
+        # instead of stroking its path again
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+    def setData(self, x: Any, y: Any, stepMode: str | None = None) -> None:  # pyqtgraph's names
+        """Draw y over x; ``stepMode="center"`` draws a histogram's steps (len(x) == len(y) + 1 edges)."""
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        self.xData, self.yData = x, y
+        if stepMode == "center" and len(y):
+            x, y = np.repeat(x, 2)[1:-1], np.repeat(y, 2)
+        self.setPath(pg.arrayToQPath(x, y, connect="finite") if len(x) else QPainterPath())
 
 
-def cached_curve(plot: pg.PlotItem, pen: pg.QtGui.QPen, name: str | None = None) -> pg.PlotCurveItem:
-    """A bare curve item (no PlotDataItem layer: its per-call bookkeeping is Python time on the GUI thread),
-    aliased, and cached as device pixels: when a small item beside it changes, Qt repaints it by copying its
-    pixmap instead of stroking its path again (ARCHITECTURE.md, "Drawing")."""
-    item = pg.PlotCurveItem(pen=pen, antialias=False, connect="finite")
-    item.setSegmentedLineMode("off")  # one drawPath: pyqtgraph's drawLines mode strokes 1-px lines 2× slower
-    item.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-    plot.addItem(item)
-    if name is not None and plot.legend is not None:
-        plot.legend.addItem(item, name)
+def cached_curve(plot: pg.PlotItem, pen: QPen) -> PathCurve:
+    """A `PathCurve` in ``plot``'s data coordinates (not counted in its auto-range: ranges are set by hand)."""
+    item = PathCurve(pen)
+    plot.addItem(item, ignoreBounds=True)
     return item
 
 
@@ -122,8 +132,8 @@ class ColumnTrace:
     Columns are runs of ``per`` values at global indices [k·per, (k+1)·per): ``per`` comes from the plot's x
     range, which moves only in nice steps, so a column's values never change once it is full."""
 
-    def __init__(self, plot: pg.PlotItem, pen: pg.QtGui.QPen, name: str | None = None) -> None:
-        self.body = cached_curve(plot, pen, name)
+    def __init__(self, plot: pg.PlotItem, pen: QPen) -> None:
+        self.body = cached_curve(plot, pen)
         self.head = cached_curve(plot, pen)
         self.clear()
 
@@ -135,6 +145,7 @@ class ColumnTrace:
         self.lo = np.empty(0)
         self.hi = np.empty(0)
         self.body_columns = 0  # columns drawn by the body
+        self._shown: tuple[int, int, int, bool] | None = None  # what the last `show` drew
         self._head_key: tuple[float, ...] = ()
         self.body.setData([], [])
         self.head.setData([], [])
@@ -156,9 +167,12 @@ class ColumnTrace:
         on a log10 y axis if ``log``."""
         per = max(1, per)
         total = start + len(values)
+        if (total, per, start, log) == self._shown:
+            return  # nothing new (an epoch curve between two epochs)
         if per != self.per or start != self.start or total < self.first * per or log != self.log:
             self.clear()  # a new x range, or a run that folded or restarted: reduce again from its start
             self.per, self.start, self.first, self.log = per, start, start // per, log
+        self._shown = (total, per, start, log)
         full = total // per  # columns [first, full) are complete
         held = self.first + len(self.lo)
         if full > held:  # reduce the newly completed columns

@@ -195,9 +195,9 @@ def test_health_parts_never_overlap_and_the_key_is_outside_the_curves(open_windo
     nodes = [n for n in w.controller.run_info.order if w.controller.run_info.nodes[n].n_params > 0]
     assert h.grad_plot.legend is None  # no key drawn over the curves
     assert all(n in h.legend.text() for n in nodes)
-    pens = [h.grad_curves[n].opts["pen"].color().getRgb()[:3] for n in nodes]
+    pens = [h.grad_curves[n].pen().color().getRgb()[:3] for n in nodes]
     assert pens == [LAYER_COLORS[i] for i in range(len(nodes))]
-    assert all(h.grad_curves[n].opts["pen"].color().alpha() == 255 for n in nodes)  # opaque: cheap to stroke
+    assert all(h.grad_curves[n].pen().color().alpha() == 255 for n in nodes)  # opaque: cheap to stroke
     # tanh only: the dead-unit plot gives its room to the others and a note says why, in full
     note = h.dead_note
     assert note.isVisible() and not h.dead_plot.getViewWidget().isVisible()

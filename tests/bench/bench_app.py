@@ -35,6 +35,7 @@ import torch
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QWidget
 
+from app import controller as controller_module
 from app.main import configure
 from app.views.base import LiveView
 from app.views.network_canvas import NetworkCanvas
@@ -262,11 +263,14 @@ def main() -> None:
                         help="recorded steps preloaded before play (0: a fresh session)")
     parser.add_argument("--problem", choices=list(cases()), nargs="*", default=list(cases()))
     parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument("--budget", type=float, default=None, help="the GUI's frame budget (default: the app's)")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
     configure()
     patch_paint(ACTIVE)
     torch.set_num_threads(1)  # as the app's training thread
+    if args.budget is not None:
+        controller_module.GUI_BUDGET = args.budget
     print(f"platform: {app.platformName()}, {args.seconds:g} s per run, {args.rounds} rounds, medians; "
           "every view visible")
     print(f"{'problem':11s} {'history':>9s} {'headless':>8s} {'window':>8s} {'ratio':>6s} {'/TFP':>6s} "
