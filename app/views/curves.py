@@ -17,6 +17,7 @@ from ..history import RunHistory
 from .base import LiveView
 from .plotting import (
     ColumnTrace,
+    RunningSpan,
     StableRange,
     cached_curve,
     finite_max,
@@ -67,9 +68,7 @@ class CurvesView(LiveView):
         self._xmax: float | None = None
         self._epochs_drawn: tuple[int, int, bool] = (-1, -1, False)
         self._ymax: float | None = None
-        self._step_seen = 0  # the steps whose losses are in _step_span
-        self._step_span = (math.inf, -math.inf)
-        self._span_run = -1
+        self._spans = (RunningSpan(), RunningSpan(), RunningSpan())  # every step's, train and test losses
         # No legends over the curves: the numbers above them name the colours (a legend box hid the newest
         # epochs of a long run)
         self.step_curve = ColumnTrace(self.loss_plot, STEP_PEN)
@@ -143,18 +142,13 @@ class CurvesView(LiveView):
         self._show_numbers(h, classify)
 
     def _update_ranges(self, h: RunHistory) -> None:
-        """Move the axes only when the curves outgrow them (axes are the costly part of a frame)."""
-        steps = h.step_loss.view()
+        """Move the axes only when the curves outgrow them (axes are the costly part of a frame). Every loss
+        drawn stays inside the plot, each step's included; the spans are kept up to date, not recomputed."""
         self._xmax = grow(self._xmax, max(1.0, h.step_loss.total / h.steps_per_epoch))
-        train, test = h.epochs["epoch_train_loss"].view(), h.epochs["epoch_test_loss"].view()
-        b = h.step_loss
-        if b.total < self._step_seen or h.run_id != self._span_run:
-            self._step_seen, self._step_span, self._span_run = 0, (math.inf, -math.inf), h.run_id  # a new run
-        new = steps[max(self._step_seen - b.start, 0):]
-        if len(new):  # every step's loss stays inside the plot: a running (min, max), not a pass over all
-            self._step_span = (min(self._step_span[0], finite_min(new)), max(self._step_span[1], finite_max(new)))
-        self._step_seen = b.total
-        curves = (train, test, np.array(self._step_span))
+        spans = [span.update(h.run_id, b.start, b.view()) for span, b in (
+            (self._spans[0], h.step_loss), (self._spans[1], h.epochs["epoch_train_loss"]),
+            (self._spans[2], h.epochs["epoch_test_loss"]))]
+        curves = (np.array([v for span in spans for v in span]),)
         if self.log_y.isChecked():
             y = log_range(finite_min(*curves), finite_max(*curves))
         else:

@@ -39,6 +39,28 @@ def finite_min(*arrays: np.ndarray) -> float:
     return -finite_max(*(-a for a in arrays))
 
 
+class RunningSpan:
+    """The (min, max) of the finite values a growing series has had, kept up to date from its new values only:
+    a pass over a long run's whole history every frame grew the frame's cost with the run."""
+
+    def __init__(self) -> None:
+        self.key: object = None
+        self.seen = 0
+        self.lo, self.hi = math.inf, -math.inf
+
+    def update(self, key: object, start: int, values: np.ndarray) -> tuple[float, float]:
+        """Take the values of a series whose exact part starts at global index ``start``; a new ``key`` (a new
+        run) or a shorter series starts over."""
+        total = start + len(values)
+        if key != self.key or total < self.seen:
+            self.key, self.seen, self.lo, self.hi = key, 0, math.inf, -math.inf
+        new = values[max(self.seen - start, 0):]
+        if len(new):
+            self.lo, self.hi = min(self.lo, finite_min(new)), max(self.hi, finite_max(new))
+        self.seen = total
+        return self.lo, self.hi
+
+
 def prepare_plot(plot: pg.PlotItem) -> None:
     """Ranges are set by hand (see `StableRange`); axes keep their pixels until the range changes."""
     plot.disableAutoRange()

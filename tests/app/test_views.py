@@ -307,3 +307,15 @@ def test_uneven_probe_series_are_reduced_per_pixel_column_too():
     assert len(rx) <= 2 * 500 and rx[0] == x[0] and rx[-1] == x[-1]
     assert ry.min() == y.min() and ry.max() == y.max()  # every extreme survives
     assert np.all(np.diff(rx) >= 0)
+
+
+def test_a_running_span_matches_one_pass_over_the_whole_series():
+    from app.views.plotting import RunningSpan
+
+    y = np.random.default_rng(3).normal(size=3_000)
+    y[10] = np.nan
+    span = RunningSpan()
+    for cut in (1, 7, 500, 2_000, 3_000):
+        lo, hi = span.update("run", 0, y[:cut])
+        assert (lo, hi) == (np.nanmin(y[:cut]), np.nanmax(y[:cut]))
+    assert span.update("another run", 0, y[:5]) == (y[:5].min(), y[:5].max())  # a new run starts over
