@@ -239,29 +239,8 @@ class ColumnTrace:
         return np.delete(x, np.s_[n:n + joint]), np.delete(y, np.s_[n:n + joint])
 
 
-def peaks(x0: float, dx: float, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """A series at x0, x0 + dx, … reduced to at most 2 × ``columns`` points: the min and max of each run of
-    values that shares a pixel column, so the drawn line looks the same and costs the same at any length.
-    NaNs are skipped unless a whole run is NaN (the gap then shows)."""
-    n = len(y)
-    per = max(1, -(-n // max(columns, 1)))  # values per column, rounded up
-    if per <= 2:
-        return x0 + dx * np.arange(n, dtype=np.float64), y
-    whole = n - n % per
-    with np.errstate(invalid="ignore"):
-        block = y[:whole].reshape(-1, per)
-        lo, hi = np.fmin.reduce(block, axis=1), np.fmax.reduce(block, axis=1)
-    first = x0 + dx * per * np.arange(len(lo), dtype=np.float64)
-    xs = np.stack([first, first + dx * (per - 1)], axis=1).ravel()
-    ys = np.stack([lo, hi], axis=1).ravel()
-    if whole < n:  # the newest values, not yet a full column, as they are
-        xs = np.concatenate([xs, x0 + dx * np.arange(whole, n, dtype=np.float64)])
-        ys = np.concatenate([ys, y[whole:]])
-    return xs, ys
-
-
 def peaks_xy(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
-    """Like `peaks`, for increasing but unevenly spaced x (probe steps): the min and max of the values in each
+    """For increasing but unevenly spaced x (probe steps): the min and max of the values in each
     of ``columns`` equal slices of the x range, at the slice's first and last x."""
     n = len(x)
     if n <= 2 * columns:

@@ -246,9 +246,28 @@ def test_the_gui_history_stays_bounded_and_draws_the_folded_part(open_window, qt
     assert sx[0] == pytest.approx(h.step_x()[0]) and len(sx) < 2 * 1024
 
 
-def test_the_step_curve_never_holds_more_points_than_pixel_columns():
-    from app.views.plotting import peaks
+def peaks(x0: float, dx: float, y: np.ndarray, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference reduction (a one-shot pass, as the curves once did every frame): a series at x0, x0 + dx, … reduced to at most 2 × ``columns`` points: the min and max of each run of
+    values that shares a pixel column, so the drawn line looks the same and costs the same at any length.
+    NaNs are skipped unless a whole run is NaN (the gap then shows)."""
+    n = len(y)
+    per = max(1, -(-n // max(columns, 1)))  # values per column, rounded up
+    if per <= 2:
+        return x0 + dx * np.arange(n, dtype=np.float64), y
+    whole = n - n % per
+    with np.errstate(invalid="ignore"):
+        block = y[:whole].reshape(-1, per)
+        lo, hi = np.fmin.reduce(block, axis=1), np.fmax.reduce(block, axis=1)
+    first = x0 + dx * per * np.arange(len(lo), dtype=np.float64)
+    xs = np.stack([first, first + dx * (per - 1)], axis=1).ravel()
+    ys = np.stack([lo, hi], axis=1).ravel()
+    if whole < n:  # the newest values, not yet a full column, as they are
+        xs = np.concatenate([xs, x0 + dx * np.arange(whole, n, dtype=np.float64)])
+        ys = np.concatenate([ys, y[whole:]])
+    return xs, ys
 
+
+def test_the_step_curve_never_holds_more_points_than_pixel_columns():
     rng = np.random.default_rng(0)
     y = rng.normal(size=100_003)
     y[500] = np.nan
@@ -269,7 +288,7 @@ def test_a_column_trace_fed_frame_by_frame_draws_what_one_reduction_would(qtbot,
     (min, max) reduction per column, the unfinished column included, and only the head moves between chunks."""
     import pyqtgraph as pg
 
-    from app.views.plotting import ColumnTrace, peaks
+    from app.views.plotting import ColumnTrace
 
     plot = pg.PlotItem()
     trace = ColumnTrace(plot, pg.mkPen("k"))
