@@ -22,7 +22,7 @@ from .worker import Job, TrainingThread
 
 FRAME_S = 1 / 30  # views redraw at most this often
 MAX_FRAME_S = 0.25  # and at least this often while training, whatever the budget says
-GUI_BUDGET = 0.18  # while training, the share of the wall clock the GUI thread may be busy (ARCHITECTURE.md, "Frame budget")
+GUI_BUDGET = 0.12  # while training, the share of the wall clock frames may spend in Python (ARCHITECTURE.md, "Frame budget")
 LIVE_FIELDS = tuple(f.name for f in dataclasses.fields(Configure))  # spec fields a run takes without a reset
 STOPPED_BY_ITSELF = ("diverged", "early_stopped")  # statuses that end a run without the user pausing it
 STATUS_TEXT = {"ready": "ready", "running": "training", "paused": "paused", "finished": "paused",
@@ -108,7 +108,9 @@ class Controller(QObject):
         self._last_frame = 0.0
         self.frame_interval = FRAME_S  # stretched while the GUI thread is over its budget
         self.gui_load = 0.0  # the share of the wall clock the GUI thread was busy, smoothed over about a second
-        self._load_at = (time.perf_counter(), time.thread_time())
+        self.draw_load = 0.0  # the share spent drawing frames (Python, holding the GIL), smoothed alike
+        self._load_at = (time.perf_counter(), time.thread_time(), 0.0)
+        self._draw_s = 0.0  # seconds spent in frames so far
         self._rate: deque[tuple[float, int]] = deque(maxlen=64)
         self._users: list[ProbeUser] = []
         self.frames_drawn = 0
@@ -339,19 +341,22 @@ class Controller(QObject):
     # --- from the worker (queued into the GUI thread) ----------------------------------------------
 
     def _measure_load(self) -> None:
-        """Update `gui_load` from this thread's CPU time since the last frame, and pace frames by it: while
-        training, a GUI thread over its budget draws less often (down to 4 frames a second) rather than take
-        the GIL from the training thread. The measure covers everything the GUI thread did: views' drawing,
-        Qt's painting, other events."""
-        now, cpu = time.perf_counter(), time.thread_time()
-        (t0, c0), self._load_at = self._load_at, (now, cpu)
+        """Update `gui_load` (this thread's CPU time per wall second: views' drawing, Qt's painting, other
+        events) and `draw_load` (the frames' own time), and pace frames by the second: while training, frames
+        over the budget come less often (down to 4 a second) rather than take the GIL from the training
+        thread. Qt's painting is left out of the budget because it runs with the GIL released (plots paint
+        in C++, see `plotting._QtPaint`; the network canvas renders its picture in its frame): it takes the
+        other core, not the training thread's interpreter."""
+        now, cpu, drawn = time.perf_counter(), time.thread_time(), self._draw_s
+        (t0, c0, d0), self._load_at = self._load_at, (now, cpu, drawn)
         dt = now - t0
         if dt <= 0:
             return
         weight = min(1.0, dt)  # about a second's memory
         self.gui_load += weight * ((cpu - c0) / dt - self.gui_load)
+        self.draw_load += weight * ((drawn - d0) / dt - self.draw_load)
         if self.playing:
-            target = self.frame_interval * self.gui_load / GUI_BUDGET  # the interval that meets the budget
+            target = self.frame_interval * self.draw_load / GUI_BUDGET  # the interval that meets the budget
             self.frame_interval = min(MAX_FRAME_S, max(FRAME_S, 0.7 * self.frame_interval + 0.3 * target))
         else:
             self.frame_interval = FRAME_S
@@ -371,8 +376,14 @@ class Controller(QObject):
             return
         if snap.run_id != self.trainer.run_id:
             return  # from a run that was reset or replaced
-        self._last_frame = time.perf_counter()
+        self._last_frame = start = time.perf_counter()
         self._measure_load()
+        try:
+            self._frame(snap)
+        finally:
+            self._draw_s += time.perf_counter() - start
+
+    def _frame(self, snap: Snapshot) -> None:
         if self.snapshot is not None and snap.step != self.snapshot.step:
             self.set_modified(True)
         self.history.absorb(snap)

@@ -141,8 +141,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.params_label)
         self.load_label = QLabel()
         self.load_label.setToolTip(
-            "GUI load: the share of time the window spent drawing views. Every view you open costs some; while "
-            "training, the window draws less often rather than keep the GUI busy more than about 18 % of the time.")
+            "GUI load: the share of time the window's thread was busy (drawing views, painting, events). Every "
+            "view you open costs some; while training, the window draws less often rather than spend more than "
+            "about 12 % of the time in its views' own drawing, which the training thread would wait for.")
         self.statusBar().addPermanentWidget(self.load_label)
 
         c.frame.connect(self._on_frame)

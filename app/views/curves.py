@@ -17,6 +17,7 @@ from ..history import RunHistory
 from .base import LiveView
 from .plotting import (
     ColumnTrace,
+    GraphicsLayoutWidget,
     RunningSpan,
     StableRange,
     cached_curve,
@@ -47,7 +48,7 @@ class CurvesView(LiveView):
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics = GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.loss_plot = self.graphics.addPlot(row=0, col=0)
         self.acc_plot = self.graphics.addPlot(row=1, col=0)

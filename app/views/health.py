@@ -15,6 +15,7 @@ from ..export import export_widget
 from .base import LiveView
 from .plotting import (
     PathCurve,
+    PlotWidget,
     StableRange,
     cached_curve,
     finite_max,
@@ -89,7 +90,7 @@ class HealthView(LiveView):
     @staticmethod
     def _add_plot(layout: QVBoxLayout, title: str, tip: str) -> tuple[pg.PlotItem, tuple[QLabel, pg.PlotWidget]]:
         """A titled plot added to the layout: its PlotItem, and the title and widget (to hide them together)."""
-        widget = pg.PlotWidget(background="w")
+        widget = PlotWidget(background="w")
         plot = widget.getPlotItem()
         plot.showGrid(x=True, y=True, alpha=0.15)
         prepare_plot(plot)

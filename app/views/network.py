@@ -292,6 +292,8 @@ class NetworkView(LiveView):
             self.canvas.set_images(len(self._nodes) - 1, to_qimages(out[None]))
         if "weights" in new:
             self._draw_weights(new["weights"].arrays)
+        if new:
+            self.canvas.render_now()
 
     def _draw_neurons(self, neurons: Mapping[str, np.ndarray]) -> None:
         """Every hidden column's heatmaps, coloured in one go."""

@@ -304,7 +304,9 @@ class NetworkCanvas(QWidget):
         self._stale = True
         self.update()
 
-    def paintEvent(self, event: QPaintEvent) -> None:
+    def render_now(self) -> None:
+        """Bring the cached picture up to date. The view calls this at the end of its frame, so the picture's
+        cost is counted in the frame's draw time and the paint that follows only copies pixels."""
         ratio = self.devicePixelRatioF()
         size = self.size() * ratio
         if self._pixmap is None or self._base is None or self._pixmap.size() != size:
@@ -316,6 +318,11 @@ class NetworkCanvas(QWidget):
             self._render_base(self._base)
         if self._stale:
             self._render(self._pixmap, self._base)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        self.render_now()  # a no-op after a frame; not after a resize or a change outside a frame
+        assert self._pixmap is not None
+        ratio = self._pixmap.devicePixelRatio()
         p = QPainter(self)
         r = event.rect()  # a hover repaints only around its outline
         source = QRectF(r.x() * ratio, r.y() * ratio, r.width() * ratio, r.height() * ratio).toRect()

@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Slot
 from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QHBoxLayout, QVBoxLayout, QWidget
 
 from engine import Snapshot
 from engine.datasets.toy2d import FEATURE_LABELS
@@ -19,7 +19,7 @@ from ..colors import label_colors, neuron_rgb, output_rgb
 from ..controller import Controller, RunInfo
 from ..export import export_plot_png, export_widget
 from .base import LiveView
-from .plotting import prepare_plot
+from .plotting import PlotWidget, prepare_plot
 
 # The plot's fixed chrome around its square plane, in pixels: fixed axis sizes keep it constant, so `_Square` can
 # size the widget for a square plane without waiting for pyqtgraph's layout. The top and right margins hold the
@@ -74,7 +74,7 @@ class OutputView(LiveView):
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = PlotWidget(background="w")
         item = self.plot.getPlotItem()
         prepare_plot(item)
         item.layout.setContentsMargins(*MARGINS)
@@ -88,8 +88,11 @@ class OutputView(LiveView):
         self.plot.addItem(self.image)
         self.train_points = pg.ScatterPlotItem(size=7, pen=pg.mkPen(OUTLINE, width=1))
         self.test_points = pg.ScatterPlotItem(size=10, symbol="d", pen=pg.mkPen("k", width=1))
-        self.plot.addItem(self.train_points)
-        self.plot.addItem(self.test_points)
+        for points in (self.train_points, self.test_points):
+            # the points stay put while the map under them changes: Qt copies their cached pixels over each
+            # new map instead of calling ScatterPlotItem's Python paint (which holds the GIL) every frame
+            points.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            self.plot.addItem(points)
         self.caption = pg.TextItem(color=(30, 30, 30), fill=pg.mkBrush(255, 255, 255, 215), anchor=(0, 0))
         self.caption.setZValue(10)
         self.plot.addItem(self.caption, ignoreBounds=True)

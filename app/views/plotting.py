@@ -11,8 +11,9 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject
 from PySide6.QtGui import QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsView
 
 
 def nice_ceil(v: float) -> float:
@@ -59,6 +60,48 @@ class RunningSpan:
             self.lo, self.hi = min(self.lo, finite_min(new)), max(self.hi, finite_max(new))
         self.seen = total
         return self.lo, self.hi
+
+
+class _PrepareOnPaint(QObject):
+    """Does, before each paint of a view's viewport, what pyqtgraph's `GraphicsView.paintEvent` does: let the
+    scene's items (a ViewBox's deferred range and matrix) update first."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            scene = watched.parent().scene()  # type: ignore[attr-defined]  # the viewport's parent: the view
+            if scene is not None:
+                scene.prepareForPaint()
+        return False
+
+
+class _QtPaint:
+    """Paint a pyqtgraph view without Python on the stack. pyqtgraph overrides `paintEvent` in Python, so Qt's
+    whole scene render ran inside a Python call, holding the GIL, and the training thread waited for it. A
+    C++ method as the class attribute is no override to PySide (it looks for Python functions only): Qt then
+    paints with the GIL released, taking it only for items that paint in Python (axes, scatter, images). An
+    event filter on the viewport keeps the scene's prepare-for-paint step."""
+
+    paintEvent = QGraphicsView.paintEvent
+
+    def _keep_prepare(self) -> None:
+        self._prepare = _PrepareOnPaint(self)  # type: ignore[arg-type]
+        self.viewport().installEventFilter(self._prepare)  # type: ignore[attr-defined]
+
+
+class PlotWidget(_QtPaint, pg.PlotWidget):
+    """pg.PlotWidget, painted by Qt alone (see `_QtPaint`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep_prepare()
+
+
+class GraphicsLayoutWidget(_QtPaint, pg.GraphicsLayoutWidget):
+    """pg.GraphicsLayoutWidget, painted by Qt alone (see `_QtPaint`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._keep_prepare()
 
 
 def prepare_plot(plot: pg.PlotItem) -> None:

@@ -169,3 +169,23 @@ def test_a_session_with_a_broken_ui_opens(open_window, tmp_path, qtbot):
     assert w.files.open_path(path)
     w2 = open_window(str(path))
     assert w2.files.path == path and w2.output.rgb is not None
+
+
+def test_plots_paint_without_python_and_still_prepare_their_scene(open_window, qtbot):
+    """Every plot is painted by Qt alone (pyqtgraph's Python paintEvent held the GIL through the whole scene
+    render, and the training thread waited); the scene's prepare step still runs before each paint."""
+    import pyqtgraph as pg
+    from PySide6.QtWidgets import QGraphicsView
+
+    w = open_window("tfp-circle")
+    w.deck.show_all()
+    plots = w.findChildren(pg.GraphicsView)
+    assert len(plots) >= 4  # curves, output, health's three
+    for plot in plots:
+        assert type(plot).paintEvent is QGraphicsView.paintEvent, type(plot)
+    vb = w.curves.loss_plot.vb
+    before = vb.childGroup.transform()
+    vb.setXRange(0, 1234, padding=0)
+    assert vb.childGroup.transform() == before  # pyqtgraph defers the new matrix to the next paint ...
+    w.curves.graphics.viewport().repaint()
+    assert vb.childGroup.transform() != before  # ... and the paint prepared it
