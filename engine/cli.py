@@ -161,16 +161,27 @@ def cmd_probe(args: argparse.Namespace) -> int:
         raise SpecError("--probe", f"unknown probe {args.probe!r} (known: {', '.join(PROBES)})")
     if args.probe not in names:
         raise SpecError("--probe", f"{args.probe} does not apply to this session (these do: {', '.join(names)})")
-    request = ProbeRequest(sample=args.sample, layer=args.layer)
-    for option in ("sample", "layer"):
-        if getattr(request, option) is not None and option not in PROBES[args.probe].takes:
+    samples = None
+    if args.samples is not None:
+        start, sep, stop = args.samples.partition(":")
+        if not sep or not start.strip().isdigit() or not stop.strip().isdigit():
+            raise SpecError("--samples", f"give a range START:STOP such as 0:200, not {args.samples!r}")
+        samples = (int(start), int(stop))
+    request = ProbeRequest(sample=args.sample, layer=args.layer, samples=samples, method=args.method,
+                           target=args.target, split=args.split or "test")
+    takes = PROBES[args.probe].takes
+    for option in ("sample", "layer", "samples", "method", "target", "split"):
+        if getattr(args, option) is not None and option not in takes:
             raise SpecError(f"--{option}", f"{args.probe} does not take a {option}")
-    if args.sample is not None and not 0 <= args.sample < trainer.n_train:
+    if args.sample is not None and "split" not in takes and not 0 <= args.sample < trainer.n_train:
         raise SpecError("--sample", f"{args.sample} is outside the training set (0 … {trainer.n_train - 1})")
     try:
         result = run_probe(trainer.prober.ctx, args.probe, trainer.step, request)
     except KeyError as exc:
-        raise SpecError("--layer", str(exc.args[0])) from None
+        message = str(exc.args[0])
+        field = next((f"--{o}" for o in ("samples", "sample", "method", "target", "split") if o in message),
+                     "--layer")
+        raise SpecError(field, message) from None
     buffer = io.BytesIO()
     np.savez(buffer, **result.arrays)
     atomic_write(Path(args.out), lambda f: f.write(buffer.getvalue()))
@@ -293,7 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--probe", help="the probe to run (see --list)")
     pr.add_argument("--list", action="store_true", help="list the probes that apply to this session")
     pr.add_argument("--sample", type=int, help="a training sample's index, for probes about one sample")
-    pr.add_argument("--layer", help="a node id, for probes about one layer")
+    pr.add_argument("--layer", help="a node id, for probes about one layer (saliency: Grad-CAM's conv layer)")
+    pr.add_argument("--samples", help="a range START:STOP of samples, for probes about many (saliency)")
+    pr.add_argument("--method", help="saliency: gradient, smoothgrad, integrated_gradients or gradcam")
+    pr.add_argument("--target", type=int, help="saliency: the class to explain (default: the predicted one)")
+    pr.add_argument("--split", choices=("test", "train"), help="saliency: which images (test)")
     pr.add_argument("--out", help="write the arrays here (.npz, one array per name)")
     pr.add_argument("--quiet", action="store_true", help="print nothing on success")
     pr.set_defaults(func=cmd_probe)

@@ -4,8 +4,8 @@ that need an input plane and the CLI all read this registry, so adding a family 
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -39,6 +39,7 @@ class Dataset:
     y_test: np.ndarray
     points_train: np.ndarray | None = None  # (N, 2) float32
     points_test: np.ndarray | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)  # a family's extras (images: mean, std, boxes, ...)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,10 @@ class ProbeRequest:
 
     sample: int | None = None
     layer: str | None = None
+    samples: tuple[int, int] | None = None  # a range [start, stop) of samples, for probes about many
+    method: str | None = None  # how to compute it, where a probe offers several (saliency)
+    target: int | None = None  # the class to explain (default: the predicted one)
+    split: str = "test"  # which samples: "test" (the held-out set) or "train"
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ..probes import PROBES, ProbeContext, ProbeResult, run_probe
+from ..probes import PROBES, ProbeContext, ProbeRequest, ProbeResult, run_probe
 
 PROBE_BUDGET = 0.03  # automatic probes take at most this share of training time
 PROBE_MIN_INTERVAL = 1 / 12  # and come at most 12 times a second: each one is redrawn by several views
@@ -18,6 +18,7 @@ class ProbeScheduler:
         self.applicable = applicable
         self.every = every  # steps between rounds; 0 = automatic, by time budget
         self._wanted: frozenset[str] = frozenset()
+        self._requests: dict[str, ProbeRequest] = {}  # per probe, what a view asks about (a sample, a method)
         self._lock = threading.Lock()
         self.results: dict[str, ProbeResult] = {}
         self._next_step = 0
@@ -32,6 +33,16 @@ class ProbeScheduler:
             raise KeyError(f"unknown probe {min(unknown)} (known: {', '.join(PROBES)})")
         with self._lock:
             self._wanted = frozenset(n for n in names if n in self.applicable)
+
+    def set_request(self, name: str, request: ProbeRequest) -> None:
+        """Ask one probe about something else from now on (the selected sample, another method); its result
+        is dropped, so the next step boundary computes it again. Safe from any thread."""
+        with self._lock:
+            self._requests[name] = request
+            self.results = {n: r for n, r in self.results.items() if n != name}
+
+    def request(self, name: str) -> ProbeRequest:
+        return self._requests.get(name) or ProbeRequest()
 
     @property
     def wanted(self) -> frozenset[str]:
@@ -52,7 +63,7 @@ class ProbeScheduler:
         t = time.perf_counter()
         self.ctx.fresh()
         self.results = {**{n: r for n, r in self.results.items() if n in names},
-                        **{n: run_probe(self.ctx, n, step) for n in names}}
+                        **{n: run_probe(self.ctx, n, step, self._requests.get(n)) for n in names}}
         spent = time.perf_counter() - t
         self.seconds += spent
         self.rounds += 1

@@ -19,7 +19,7 @@ from ..graph import GraphModule, same_architecture
 from ..head import Head
 from ..ops import BuildContext
 from ..optimizers import make_optimizer, update_hyper
-from ..probes import ProbeContext, ProbeResult, applicable
+from ..probes import ProbeContext, ProbeRequest, ProbeResult, applicable
 from ..schedules import lr_factor
 from ..spec import ModelSpec, SessionSpec
 from .checkpoint import Checkpoint, clone_state, cpu_copy
@@ -127,6 +127,10 @@ class Trainer:
         """Run these probes from now on (those that do not apply to this run are skipped); any thread."""
         self._wanted = set(names)
         self.prober.want(self._wanted)
+
+    def set_probe_request(self, name: str, request: ProbeRequest) -> None:
+        """Ask probe ``name`` about something else from now on (a sample, a method, a class); any thread."""
+        self.prober.set_request(name, request)
 
     @property
     def probes(self) -> dict[str, ProbeResult]:

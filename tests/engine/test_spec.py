@@ -32,12 +32,12 @@ def test_tfp_circle_matches_tensorflow_playground_defaults():
 
 
 @pytest.mark.parametrize("section, value, path", [
-    ("dataset", {"noise": 80}, "dataset.noise"),
-    ("dataset", {"samples": -5}, "dataset.samples"),
-    ("dataset", {"name": "donut"}, "dataset.name"),
-    ("dataset", {"features": ["x1", "x1"]}, "dataset.features"),
-    ("dataset", {"features": ["x3"]}, "dataset.features[0]"),
-    ("dataset", {"classes": 4}, "dataset"),
+    ("dataset", {"noise": 80}, "dataset.toy2d.noise"),
+    ("dataset", {"samples": -5}, "dataset.toy2d.samples"),
+    ("dataset", {"name": "donut"}, "dataset.toy2d.name"),
+    ("dataset", {"features": ["x1", "x1"]}, "dataset.toy2d.features"),
+    ("dataset", {"features": ["x3"]}, "dataset.toy2d.features[0]"),
+    ("dataset", {"classes": 4}, "dataset.toy2d"),
     ("training", {"batch_size": 0}, "training.batch_size"),
     ("training", {"batch_size": 4096}, "training.batch_size"),
     ("training", {"batch_size": "ten"}, "training.batch_size"),
