@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from engine import Checkpoint, Configure, EditWeight, SessionSpec, Snapshot, Trainer
 from engine.datasets import Dataset
 from engine.head import output_activation
+from engine.probes import ProbeRequest
 from engine.spec import DatasetSpec, ModelSpec
 
 from .history import RunHistory
@@ -84,6 +85,7 @@ class Controller(QObject):
     modified_changed = Signal(bool)
     stopped = Signal(str, str)  # status, message: a run ended by itself (diverged, early stop)
     focus_changed = Signal()  # a view points at one neuron (hovered in the network view): `focus` names it
+    sample_changed = Signal()  # another test image is selected (`sample`), or the samples' filter changed
     errored = Signal(str)
 
     def __init__(self, spec: SessionSpec, checkpoint: Checkpoint | None = None, parent: QObject | None = None) -> None:
@@ -118,6 +120,9 @@ class Controller(QObject):
         self.modified = False
         self.snapshot: Snapshot | None = None
         self.focus: tuple[str, int] | None = None  # (node id, unit) a view points at; others may show it big
+        self.sample = 0  # the test image selected (image sets): saliency and the like explain this one
+        self.sample_filter: tuple[int, int] | None = None  # (true, predicted) class: a confusion cell clicked
+        self.probe_requests: dict[str, ProbeRequest] = {}  # what views ask probes about, kept across runs
         self.spec = checkpoint.spec if checkpoint is not None else spec
         self._new_run()
         # The first torch optimizer imports torch._dynamo (~2 s): do that in the training thread so the
@@ -145,6 +150,10 @@ class Controller(QObject):
         self.run_info = RunInfo.of(self.trainer)
         self.snapshot = None  # views wait for the new run's first frame
         self.set_focus(None)
+        self.sample = min(self.sample, max(len(self.trainer.data.y_test) - 1, 0))
+        for name, request in self.probe_requests.items():
+            if name in self.run_info.probes:
+                self.trainer.set_probe_request(name, request)
         self.history = RunHistory(self.trainer.steps_per_epoch)
         self.run_changed.emit()
         if spec_changed:
@@ -244,6 +253,31 @@ class Controller(QObject):
         if focus != self.focus:
             self.focus = focus
             self.focus_changed.emit()
+
+    def select_sample(self, index: int) -> None:
+        """Select a test image (image sets): views that explain one image show this one."""
+        index = max(0, min(int(index), len(self.trainer.data.y_test) - 1))
+        if index != self.sample:
+            self.sample = index
+            self.sample_changed.emit()
+
+    def set_sample_filter(self, cell: tuple[int, int] | None) -> None:
+        """Show only the test images of one (true, predicted) pair of classes in the sample views, or all."""
+        if cell != self.sample_filter:
+            self.sample_filter = cell
+            self.sample_changed.emit()
+
+    def ask_probe(self, name: str, request: ProbeRequest) -> None:
+        """Ask a probe about something else (a sample, a method) from now on; while paused it is computed and
+        drawn at once, while training at the next probe round."""
+        if self.probe_requests.get(name) == request:
+            return
+        self.probe_requests[name] = request
+        if name not in self.run_info.probes:
+            return
+        self.trainer.set_probe_request(name, request)
+        if self._preparing or not self.worker.busy:
+            self._publish_now()
 
     def edit_weight(self, edit: EditWeight) -> None:
         """Set one weight by hand. While training it lands at the next step boundary; between jobs it is

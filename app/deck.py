@@ -61,6 +61,7 @@ class ViewDeck:
 
     def fit(self, spec: SessionSpec) -> None:
         """Put away the views that do not apply to this problem (no input plane, say); bring back those that do."""
+        changed = False
         for entry in VIEWS:
             fits = entry.applies(spec)
             view = self.views[entry.name]
@@ -71,20 +72,26 @@ class ViewDeck:
             action = dock.toggleViewAction()
             if fits == action.isEnabled():
                 continue
+            changed = True
             action.setEnabled(fits)
             if not fits:
                 self._put_away[entry.name] = not dock.isHidden()
                 dock.hide()
             elif self._put_away.pop(entry.name, False):
                 dock.show()
+        if changed:  # hiding a tabbed dock makes Qt show another of its tabs: the host's tab comes first
+            titles = {entry.name: entry.title for entry in VIEWS}
+            for host in {entry.tab_with for entry in VIEWS if entry.tab_with is not None}:
+                self.docks[titles[host]].raise_()
 
     def show_all(self) -> None:
         """Every view in sight at once, docks side by side instead of tabbed (for the soak test and the benchmark:
         Qt's splitDockWidget leaves a tabbed dock parked out of sight)."""
         for entry in VIEWS:
             if entry.area is None:
-                self.tabs.setCurrentWidget(self.views[entry.name])
-            elif entry.tab_with is not None:
+                if self.tabs.isTabVisible(self.tabs.indexOf(self.views[entry.name])):
+                    self.tabs.setCurrentWidget(self.views[entry.name])
+            elif entry.tab_with is not None and self.docks[entry.title].toggleViewAction().isEnabled():
                 dock = self.docks[entry.title]
                 self.window.removeDockWidget(dock)
                 self.window.addDockWidget(entry.area, dock, Qt.Orientation.Vertical)

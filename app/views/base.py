@@ -64,7 +64,8 @@ class LiveView(QWidget):
         """True when the snapshot holds every probe this view draws that applies to the run."""
         if not self.probes:
             return True
-        return snap is not None and all(n in snap.probes for n in self.probes & self.controller.run_info.probes)
+        applying = self.probes & self.controller.run_info.probes
+        return snap is not None and bool(applying) and all(n in snap.probes for n in applying)
 
     def frame_key(self, snap: Snapshot | None) -> Hashable:
         """What the drawing depends on: equal keys mean nothing new to draw."""

@@ -15,6 +15,7 @@ from PySide6.QtGui import QImage, QResizeEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
 
 from engine import EditWeight, EngineError, Snapshot
+from engine.datasets import family_of
 from engine.datasets.toy2d import DOMAIN, FEATURE_LABELS, features
 from engine.probes import ProbeResult
 from engine.probes.boundary import grid_points
@@ -197,6 +198,8 @@ class NetworkView(LiveView):
     def show_stack(self) -> None:
         """Rebuild the layer controls from the spec (also to undo an edit the user did not confirm)."""
         spec, run = self.controller.spec, self.controller.run_info
+        if family_of(spec.dataset).plane is None:
+            return  # no input plane to draw neurons over: the window does not show this view (views.table)
         self.stack = from_model(spec.model)
         self.enabled_features = tuple(spec.dataset.features)
         self.dense_ids = [n for n in run.order if run.nodes[n].op == "dense"]
@@ -235,6 +238,8 @@ class NetworkView(LiveView):
 
     def on_run(self, run: RunInfo) -> None:
         """Lay out the run's network: a column per drawn node and a link table built from the graph's edges."""
+        if family_of(run.dataset).plane is None:
+            return
         self._features = tuple(run.dataset.features)
         dense = [n for n in run.order if run.nodes[n].op == "dense"]
         self._nodes = [next(n for n in run.order if run.nodes[n].op == "input"), *dense]

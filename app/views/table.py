@@ -11,10 +11,13 @@ from engine import SessionSpec
 from engine.datasets import family_of
 
 from .base import LiveView
+from .confusion import ConfusionView
 from .curves import CurvesView
 from .health import HealthView
 from .network import NetworkView
 from .output import OutputView
+from .saliency import SaliencyView
+from .samples import SamplesView
 
 Area = Qt.DockWidgetArea
 
@@ -22,6 +25,11 @@ Area = Qt.DockWidgetArea
 def has_plane(spec: SessionSpec) -> bool:
     """The dataset family has a 2-D input plane to sweep (the boundary and neuron pictures need one)."""
     return family_of(spec.dataset).plane is not None
+
+
+def is_images(spec: SessionSpec) -> bool:
+    """The dataset is a set of images to classify (samples, saliency, confusion)."""
+    return family_of(spec.dataset).kind == "images"
 
 
 def always(spec: SessionSpec) -> bool:
@@ -55,4 +63,11 @@ VIEWS: tuple[ViewEntry, ...] = (
               "Gradient norms, dead units and weight histograms per layer", "Health plots", tab_with="curves"),
     ViewEntry("network", "Network", NetworkView, None,
               "The network as it trains: neurons, weights and the layer-stack editor", "Network view", has_plane),
+    ViewEntry("saliency", "Saliency", SaliencyView, Area.RightDockWidgetArea,
+              "Which pixels of the selected test image the answer depends on", "Saliency view", is_images),
+    ViewEntry("confusion", "Confusion", ConfusionView, Area.RightDockWidgetArea,
+              "Test-set confusion matrix with per-class precision, recall and F1", "Confusion matrix", is_images,
+              tab_with="curves"),
+    ViewEntry("samples", "Samples", SamplesView, None,
+              "Test images with the network's prediction; click one to explain it", "Samples view", is_images),
 )

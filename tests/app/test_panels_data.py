@@ -84,12 +84,14 @@ def shown_panel(qtbot, spec) -> tuple[DataPanel, list]:
     return panel, emitted
 
 
-def test_one_family_shows_its_own_editor_and_no_picker(qtbot):
+def test_each_family_shows_its_own_editor_under_a_family_picker(qtbot):
     panel, emitted = shown_panel(qtbot, load_preset("tfp-circle"))
-    assert panel.family_picker is None
+    picker = panel.family_picker
+    assert picker is not None and picker.currentData() == "toy2d"
+    assert [picker.itemData(i) for i in range(picker.count())][:2] == ["toy2d", "images"]
     assert type(panel.editor) is EDITORS["toy2d"]
     # The batch size sits where it always did: below the points, above Regenerate.
-    assert rows(panel.editor.form) == ["problem", "", "noise", "train share", "points", "batch size", ""]
+    assert rows(panel.editor.form) == ["family", "problem", "", "noise", "train share", "points", "batch size", ""]
     panel.batch.setValue(32)
     assert emitted[-1].training.batch_size == 32 and emitted[-1].dataset == panel.spec.dataset
 

@@ -1,0 +1,90 @@
+"""The image views in the window: samples, saliency and confusion drawn from real probes of a training CNN,
+and the clicks that tie them together."""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QPoint, Qt
+
+from tests.app.helpers import train_epochs
+
+
+def wait_for(qtbot, window, probe: str, check=lambda a: True):
+    c = window.controller
+    qtbot.waitUntil(lambda: c.snapshot is not None and probe in c.snapshot.probes
+                    and check(c.snapshot.probes[probe].arrays), timeout=30_000)
+    return c.snapshot.probes[probe].arrays
+
+
+def test_an_image_session_shows_the_image_views_and_puts_the_plane_views_away(open_window):
+    w = open_window("digits-cnn")
+    tabs = w.deck.tabs
+    assert tabs.isTabVisible(tabs.indexOf(w.views["samples"]))
+    assert not tabs.isTabVisible(tabs.indexOf(w.views["network"]))
+    assert not w.docks["Saliency"].isHidden() and w.docks["Output"].isHidden()
+    assert w.docks["Output"].toggleViewAction().isEnabled() is False
+
+
+def test_samples_grid_marks_wrong_predictions_and_filters_to_them(open_window, qtbot):
+    w = open_window("digits-cnn")
+    w.deck.tabs.setCurrentWidget(w.views["samples"])
+    train_epochs(qtbot, w, 1)
+    p = wait_for(qtbot, w, "predictions")
+    view = w.views["samples"]
+    n = len(p["label"])
+    assert list(view.grid.rows) == list(range(min(n, 240)))
+    assert view.summary.text().startswith(f"{n} of {n} test images")
+    view.only_wrong.setChecked(True)
+    p = w.controller.snapshot.probes["predictions"].arrays
+    wrong = np.flatnonzero(p["label"] != p["prediction"])
+    np.testing.assert_array_equal(view.grid.rows, wrong[:240])
+    grab = view.grid.grab().toImage()
+    assert grab.width() > 0 and view.grid.pixmap is not None
+
+
+def test_clicking_a_sample_explains_it_in_the_saliency_view(open_window, qtbot):
+    w = open_window("digits-cnn")
+    w.deck.tabs.setCurrentWidget(w.views["samples"])
+    train_epochs(qtbot, w, 1)
+    grid = w.views["samples"].grid
+    qtbot.waitUntil(lambda: len(grid.rows) > 5)
+    cell = grid.cell_rect(5).center()
+    qtbot.mouseClick(grid, Qt.MouseButton.LeftButton, pos=QPoint(cell.x(), cell.y()))
+    target = int(grid.rows[5])
+    assert w.controller.sample == target
+    a = wait_for(qtbot, w, "saliency", lambda a: a["rows"].tolist() == [target])
+    assert np.abs(a["attribution"]).sum() > 0
+    view = w.views["saliency"]
+    assert view.caption.text().startswith(f"test image {target}:")
+    picture = view.picture.grab().toImage()
+    colours = {picture.pixelColor(x, y).name() for x in range(0, picture.width(), 7)
+               for y in range(0, picture.height(), 7)}
+    assert len(colours) > 10  # the image and a coloured map, not a blank panel
+    view.method.setCurrentIndex(view.method.findData("gradcam"))
+    assert view.layer.isEnabled() and view.layer.currentText() == "conv_2"
+    a = wait_for(qtbot, w, "saliency", lambda a: a["rows"].tolist() == [target])
+    assert w.controller.trainer.prober.request("saliency").method == "gradcam"
+    view.target.setCurrentIndex(view.target.findData(3))
+    a = wait_for(qtbot, w, "saliency", lambda a: a["target"].tolist() == [3])
+    assert "explaining class 3" in view.caption.text()
+
+
+def test_a_confusion_cell_filters_the_samples_to_its_images(open_window, qtbot):
+    w = open_window("digits-cnn")
+    w.deck.tabs.setCurrentWidget(w.views["samples"])
+    w.docks["Confusion"].raise_()
+    train_epochs(qtbot, w, 1)
+    p = wait_for(qtbot, w, "predictions")
+    view = w.views["confusion"]
+    qtbot.waitUntil(lambda: view.matrix.confusion.sum() == len(p["label"]))
+    assert view.matrix.confusion.sum() == len(w.controller.trainer.data.y_test)
+    left, top, side = view.matrix.geometry_of()
+    i, j = 3, 3  # the diagonal: images of 3 predicted as 3
+    qtbot.mouseClick(view.matrix, Qt.MouseButton.LeftButton,
+                     pos=QPoint(left + j * side + side // 2, top + i * side + side // 2))
+    assert w.controller.sample_filter == (3, 3)
+    samples = w.views["samples"]
+    qtbot.waitUntil(lambda: len(samples.grid.rows) == int(p["confusion"][3, 3]))
+    assert (p["label"][samples.grid.rows] == 3).all() and (p["prediction"][samples.grid.rows] == 3).all()
+    assert samples.clear_filter.isVisible()
+    samples.clear_filter.click()
+    assert w.controller.sample_filter is None
