@@ -111,6 +111,7 @@ class SaliencyView(LiveView):
         self.target = QComboBox()
         self.target.setToolTip("The class whose score is explained: the predicted one, or any other")
         self.target.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.target.setMinimumContentsLength(9)
         self.layer.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.overlay = QCheckBox("Overlay")
         self.overlay.setToolTip("Draw the map over the image instead of beside it")

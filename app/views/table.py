@@ -13,6 +13,7 @@ from engine.datasets import family_of
 from .base import LiveView
 from .confusion import ConfusionView
 from .curves import CurvesView
+from .drawing import DrawView
 from .health import HealthView
 from .network import NetworkView
 from .output import OutputView
@@ -70,4 +71,6 @@ VIEWS: tuple[ViewEntry, ...] = (
               tab_with="curves"),
     ViewEntry("samples", "Samples", SamplesView, None,
               "Test images with the network's prediction; click one to explain it", "Samples view", is_images),
+    ViewEntry("drawing", "Draw", DrawView, None,
+              "Draw a picture for the network to classify, with its saliency", "Drawing view", is_images),
 )

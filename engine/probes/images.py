@@ -145,3 +145,33 @@ register(Probe("predictions", "test-set predictions, confidences, confusion matr
 register(Probe("saliency", "attribution of test images' pixels to a class (gradient, smoothgrad, "
                "integrated_gradients, gradcam)", _images, saliency,
                takes=frozenset({"sample", "samples", "layer", "method", "target", "split"})))
+
+
+def drawing(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
+    """A picture someone drew (``pixels``: the model's input size, row by row, in [0, 1]; blank without one),
+    put through the data's own preprocessing: ``input`` (C, H, W) as drawn, ``model_input`` as the network
+    sees it, ``probabilities`` (K,) and the vanilla-gradient ``attribution`` (C, H, W) of the likeliest class."""
+    from ..attribution import attribute
+    from ..datasets.images import preprocess
+
+    meta = ctx.data.meta
+    shape = ctx.data.x_test.shape[1:]
+    if request.pixels is None:
+        raw = np.zeros(shape, dtype=np.float32)
+    else:
+        if len(request.pixels) != int(np.prod(shape)):
+            raise KeyError(f"a drawing for this network has {int(np.prod(shape))} pixels "
+                           f"({' × '.join(map(str, shape))}), not {len(request.pixels)}")
+        raw = np.clip(np.asarray(request.pixels, dtype=np.float32).reshape(shape), 0.0, 1.0)
+    x_np = preprocess(raw[None], np.asarray(meta["mean"]), np.asarray(meta["std"]))
+    x = torch.from_numpy(x_np).to(ctx.x_train.device)
+    model = ctx.model
+    with torch.no_grad(), model.evaluating():
+        probs = torch.softmax(model(x), dim=1)[0]
+    target = probs.argmax().reshape(1)
+    attribution = attribute(model, x, target, "gradient")[0]
+    return {"input": raw, "model_input": x_np[0], "probabilities": own(probs), "attribution": own(attribution)}
+
+
+register(Probe("drawing", "a drawn picture's class probabilities and gradient saliency", _images, drawing,
+               takes=frozenset({"pixels"})))

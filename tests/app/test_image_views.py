@@ -88,3 +88,30 @@ def test_a_confusion_cell_filters_the_samples_to_its_images(open_window, qtbot):
     assert samples.clear_filter.isVisible()
     samples.clear_filter.click()
     assert w.controller.sample_filter is None
+
+
+def test_the_drawing_canvas_gives_the_data_pipelines_tensor_and_the_network_answers(open_window, qtbot):
+    w = open_window("digits-cnn")
+    view = w.views["drawing"]
+    w.deck.tabs.setCurrentWidget(view)
+    c = w.controller
+    data = c.trainer.data
+    raw = data.meta["raw_test"][4, 0]
+    view.canvas.set_picture(raw)
+    np.testing.assert_array_equal(view.canvas.pixels(), raw)  # the canvas cut down as the data is
+    view._ask()
+    a = wait_for(qtbot, w, "drawing", lambda a: a["input"].any())
+    np.testing.assert_array_equal(a["model_input"], data.x_test[4])  # the same tensor the network trains on
+    assert abs(float(a["probabilities"].sum()) - 1.0) < 1e-5
+    # draw a stroke with the mouse: ink lands, the network answers for the new picture
+    view._clear()
+    canvas = view.canvas
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=QPoint(60, 40))
+    for y in range(40, 190, 10):
+        qtbot.mouseMove(canvas, pos=QPoint(110, y))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=QPoint(110, 190))
+    drawn = canvas.pixels()
+    assert drawn.max() > 0.9 and (drawn > 0).mean() < 0.6  # a stroke, not a flood
+    a = wait_for(qtbot, w, "drawing", lambda a: np.array_equal(a["input"][0], drawn))
+    assert view.caption.text().startswith("The network says")
+    assert view.result.seen is not None and len(view.result.probs) == 10
