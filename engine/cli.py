@@ -188,7 +188,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{args.probe} at step {result.step}: {len(result.arrays)} arrays → {args.out}")
         for key, a in result.arrays.items():
-            print(f"  {key:24} {a.dtype} {tuple(a.shape)}")
+            mean = f"  mean {a.mean():.3f}" if key.endswith("_mass") and a.size else ""
+            print(f"  {key:24} {a.dtype} {tuple(a.shape)}{mean}")
     return EXIT_OK
 
 

@@ -76,7 +76,8 @@ def saliency(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
     """For the chosen test images (``sample``, or ``samples`` a range; the live view's selection by default):
     ``input`` (N, C, H, W) the images as shown (before standardisation), ``attribution`` (N, C, H, W) by
     ``method``, ``label``, ``prediction``, ``target`` (N,), and for shapes ``box`` (N, 4: x0, y0, x1, y1,
-    end-exclusive) and, with clutter, ``patch_box`` (4,)."""
+    end-exclusive) with ``box_mass`` (N,), the share of each map's |attribution| inside the box, and, with
+    clutter, ``patch_box`` (4,) and ``patch_mass`` (N,), the share on the distractor patch."""
     from ..attribution import METHODS, attribute
 
     method = request.method or "gradient"
@@ -113,8 +114,11 @@ def saliency(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
            "rows": rows.astype(np.int64)}
     if "boxes_test" in meta:
         out["box"] = np.asarray(meta["boxes_test"])[rows].astype(np.int64)
+        out["box_mass"] = attribution_mass(out["attribution"], out["box"]).astype(np.float32)
     if "patch_box" in meta:
         out["patch_box"] = np.asarray(meta["patch_box"], dtype=np.int64)
+        patch = np.broadcast_to(out["patch_box"], (len(rows), 4))
+        out["patch_mass"] = attribution_mass(out["attribution"], patch).astype(np.float32)
     return out
 
 

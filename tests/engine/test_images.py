@@ -154,3 +154,16 @@ def test_probes_leave_training_bit_identical():
     assert b.prober.rounds > 0
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k]), k
+
+
+def test_clutter_saliency_reports_the_share_on_the_distractor_patch(tmp_path, capsys):
+    assert main(["probe", "shapes-clutter-cnn", "--probe", "saliency", "--samples", "0:20",
+                 "--out", str(tmp_path / "c.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "patch_mass" in out and "mean" in out
+    d = np.load(tmp_path / "c.npz")
+    x0, y0, x1, y1 = d["patch_box"].tolist()
+    a = np.abs(d["attribution"]).sum(axis=1)
+    expected = a[:, y0:y1, x0:x1].sum(axis=(1, 2)) / a.sum(axis=(1, 2))
+    np.testing.assert_allclose(d["patch_mass"], expected, rtol=1e-5)
+    assert ((d["box_mass"] >= 0) & (d["box_mass"] <= 1)).all()
