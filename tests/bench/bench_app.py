@@ -37,12 +37,18 @@ from PySide6.QtWidgets import QApplication, QWidget
 from app import controller as controller_module
 from app.main import configure
 from app.views.base import LiveView
+from app.views.table import VIEWS
 from app.window import MainWindow
 from engine import Checkpoint, SessionSpec, Trainer
 from engine.train.history import EPOCH_KEYS
 from tests.bench.bench_engine import cases
 
 TFP = {"tfp-circle": 59.0, "spiral 8x6": 13.0}  # TensorFlow Playground in Chromium on this machine, epochs/s
+
+
+def tfp_times(rate: float, name: str) -> str:
+    """The window's speed as a multiple of TensorFlow Playground's on the same problem ("–" where it has none)."""
+    return f"{rate / TFP[name]:.1f}×" if name in TFP else "–"
 
 
 class StallProbe:
@@ -157,7 +163,7 @@ def window(spec: SessionSpec, checkpoint: Checkpoint | None, seconds: float, cos
     while c._preparing or c.probes_pending:  # steady state: start-up's one-off imports are not play's cost
         app.processEvents()
         time.sleep(0.01)
-    assert all(view.showing() for view in win.views.values())
+    assert all(win.views[e.name].showing() for e in VIEWS if e.applies(spec))
     if cost is not None:
         cost.install(win.views)
     probe = StallProbe()
@@ -208,7 +214,7 @@ def case(name: str, spec: SessionSpec, steps: int, seconds: float, rounds: int) 
     med = statistics.median
     win_rate, head_rate = med(r["epochs/s"] for r in w), med(h)
     ratio = med(a["epochs/s"] / b for a, b in zip(w, h, strict=True))
-    print(f"{name:11s} {steps:>9,d} {head_rate:8.1f} {win_rate:8.1f} {ratio:6.2f} {win_rate / TFP[name]:5.1f}× "
+    print(f"{name:11s} {steps:>9,d} {head_rate:8.1f} {win_rate:8.1f} {ratio:6.2f} {tfp_times(win_rate, name):>6s} "
           f"{med(r['frames/s'] for r in w):7.1f} {med(r['gui'] for r in w):6.0%} "
           f"{stall['p99']:6.1f} {stall['max']:6.0f}", flush=True)
     return cost

@@ -38,24 +38,45 @@ def cases() -> dict[str, SessionSpec]:
         "name": "spiral 8×6", "dataset": dataset, "model": type(spiral.model).model_validate(model),
         "optimizer": circle.optimizer, "loss": "mse",
     })
-    return {"tfp-circle": circle, "spiral 8x6": spiral86}
+    return {"tfp-circle": circle, "spiral 8x6": spiral86, "digits-cnn": load_preset("digits-cnn")}
+
+
+def _plain_copy(ref: Trainer) -> nn.Module:
+    """The trainer's chain of layers rebuilt from torch's own modules, with the same initial weights."""
+    layers: list[nn.Module] = []
+    acts = {"tanh": nn.Tanh, "relu": nn.ReLU}
+    for n in ref.info.order:
+        m, op = ref.model.layers[n], ref.info.nodes[n].op
+        if op == "dense":
+            copy: nn.Module = nn.Linear(m.in_features, m.out_features)
+        elif op == "conv2d":
+            copy = nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding)
+        elif op == "max_pool":
+            layers.append(nn.MaxPool2d(m.kernel_size, m.stride, m.padding))
+            continue
+        elif op == "flatten":
+            layers.append(nn.Flatten())
+            continue
+        else:
+            continue  # input and output
+        copy.load_state_dict({"weight": m.weight.detach().clone(), "bias": m.bias.detach().clone()})
+        layers.append(copy)
+        if getattr(m, "activation", "linear") in acts:
+            layers.append(acts[m.activation]())
+    return nn.Sequential(*layers)
 
 
 def bare_loop(spec: SessionSpec, epochs: int) -> float:
-    """A plain torch loop: nn.Sequential, torch's SGD defaults, the trainer's data and shuffle order."""
+    """A plain torch loop: torch's modules and optimizer (SGD or Adam, defaults otherwise), the loss as plain
+    torch writes it, the trainer's data and shuffle order."""
     ref = Trainer(spec, probes=False)  # only for its data, initial weights and shuffle generator
-    layers: list[nn.Module] = []
-    for n in ref.info.order:
-        m = ref.model.layers[n]
-        if ref.info.nodes[n].op == "dense":
-            lin = nn.Linear(m.in_features, m.out_features)
-            lin.load_state_dict({"weight": m.weight.detach().clone(), "bias": m.bias.detach().clone()})
-            layers.append(lin)
-            if m.activation == "tanh":
-                layers.append(nn.Tanh())
-    model = nn.Sequential(*layers)
-    opt = torch.optim.SGD(model.parameters(), lr=spec.optimizer.lr)
+    model = _plain_copy(ref)
+    if spec.optimizer.kind == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=spec.optimizer.lr)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=spec.optimizer.lr)
     x, t = ref.x_train, ref.t_train
+    cross_entropy = spec.loss == "cross_entropy"
     bs, n = spec.training.batch_size, ref.n_train
     g = torch.Generator().manual_seed(spec.training.seed)
     losses = []
@@ -65,7 +86,8 @@ def bare_loop(spec: SessionSpec, epochs: int) -> float:
         for i in range(0, n, bs):
             idx = perm[i:i + bs]
             opt.zero_grad()
-            loss = F.mse_loss(torch.tanh(model(x[idx])), t[idx])
+            z = model(x[idx])
+            loss = F.cross_entropy(z, t[idx]) if cross_entropy else F.mse_loss(torch.tanh(z), t[idx])
             loss.backward()
             opt.step()
             losses.append(loss.item())  # any loop that shows a loss curve reads it
