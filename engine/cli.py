@@ -168,9 +168,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
             raise SpecError("--samples", f"give a range START:STOP such as 0:200, not {args.samples!r}")
         samples = (int(start), int(stop))
     request = ProbeRequest(sample=args.sample, layer=args.layer, samples=samples, method=args.method,
-                           target=args.target, split=args.split or "test")
+                           target=args.target, split=args.split or "test", eps=args.eps)
     takes = PROBES[args.probe].takes
-    for option in ("sample", "layer", "samples", "method", "target", "split"):
+    for option in ("sample", "layer", "samples", "method", "target", "split", "eps"):
         if getattr(args, option) is not None and option not in takes:
             raise SpecError(f"--{option}", f"{args.probe} does not take a {option}")
     if args.sample is not None and "split" not in takes and not 0 <= args.sample < trainer.n_train:
@@ -179,7 +179,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
         result = run_probe(trainer.prober.ctx, args.probe, trainer.step, request)
     except KeyError as exc:
         message = str(exc.args[0])
-        field = next((f"--{o}" for o in ("samples", "sample", "method", "target", "split") if o in message),
+        field = next((f"--{o}" for o in ("samples", "sample", "method", "target", "split", "eps") if o in message),
                      "--layer")
         raise SpecError(field, message) from None
     buffer = io.BytesIO()
@@ -310,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--method", help="saliency: gradient, smoothgrad, integrated_gradients or gradcam")
     pr.add_argument("--target", type=int, help="saliency: the class to explain (default: the predicted one)")
     pr.add_argument("--split", choices=("test", "train"), help="saliency: which images (test)")
+    pr.add_argument("--eps", type=float, help="adversarial: FGSM's step, a share of full brightness (0.1)")
     pr.add_argument("--out", help="write the arrays here (.npz, one array per name)")
     pr.add_argument("--quiet", action="store_true", help="print nothing on success")
     pr.set_defaults(func=cmd_probe)

@@ -45,8 +45,8 @@ def reference(spec: SessionSpec) -> Reference:
     with torch.random.fork_rng(devices=[]):
         model = GraphModule(info, BuildContext(generator=torch.Generator()))
     weights = {k: (tuple(v.shape), v.dtype) for k, v in model.state_dict().items()}
-    params = list(model.parameters())
-    opt = make_optimizer(spec.optimizer, params)
+    params, mults = model.trainable(spec.model)
+    opt = make_optimizer(spec.optimizer, params, mults)
     for p in params:
         p.grad = torch.zeros_like(p)
     opt.step()  # one step, so every state entry the optimizer keeps exists

@@ -265,6 +265,25 @@ class GraphModule(nn.Module):
         terms = [m.aux for m in self.aux_layers if m.aux is not None]
         return sum(terms[1:], terms[0]) if terms else None
 
+    def trainable(self, model: ModelSpec) -> tuple[list[torch.nn.Parameter], list[float]]:
+        """The parameters the optimizer updates, block by block in graph order, with each one's learning-rate
+        multiplier; a frozen block's parameters stop asking for gradients and are left out."""
+        nodes = {n.id: n for n in model.nodes}
+        params: list[torch.nn.Parameter] = []
+        mults: list[float] = []
+        seen: set[int] = set()
+        for node_id in self.info.order:
+            node = nodes.get(node_id)
+            frozen, mult = (node.frozen, node.lr_mult) if node is not None else (False, 1.0)
+            for p in self.layers[node_id].parameters():
+                seen.add(id(p))
+                p.requires_grad_(not frozen)
+                if not frozen:
+                    params.append(p)
+                    mults.append(mult)
+        rest = [p for p in self.parameters() if id(p) not in seen]  # none today; kept at the base rate
+        return params + rest, mults + [1.0] * len(rest)
+
     def penalized_parameters(self) -> list[torch.Tensor]:
         """The weights L1/L2 and weight decay act on (never biases or norm gains)."""
         out = []

@@ -135,10 +135,24 @@ register(OptimizerEntry("adagrad", "Adagrad", "Divides each step by the root of 
                         Adagrad, torch.optim.Adagrad, lambda s: {"eps": s.eps}))
 
 
-def make_optimizer(spec: Any, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
-    """One param group (per-group overhead dominates tiny networks); decoupled weight decay is the trainer's."""
+def make_optimizer(spec: Any, params: list[torch.nn.Parameter],
+                   lr_mults: list[float] | None = None) -> torch.optim.Optimizer:
+    """One param group per learning-rate multiplier, in first-seen order (a single group when every block
+    learns at the same rate: per-group overhead dominates tiny networks). Each group keeps its ``lr_mult``;
+    decoupled weight decay is the trainer's."""
     entry = OPTIMIZERS[spec.kind]
-    return entry.torch_class(params, lr=spec.lr, **entry.hyper(spec))
+    mults = lr_mults or [1.0] * len(params)
+    groups: dict[float, list[torch.nn.Parameter]] = {}
+    for p, m in zip(params, mults, strict=True):
+        groups.setdefault(m, []).append(p)
+    return entry.torch_class([{"params": ps, "lr_mult": m} for m, ps in groups.items()], lr=spec.lr,
+                             **entry.hyper(spec))
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """The base learning rate, times each group's multiplier."""
+    for group in opt.param_groups:
+        group["lr"] = lr * group.get("lr_mult", 1.0)
 
 
 def update_hyper(opt: torch.optim.Optimizer, spec: Any, lr: float) -> None:
@@ -146,4 +160,4 @@ def update_hyper(opt: torch.optim.Optimizer, spec: Any, lr: float) -> None:
     values = OPTIMIZERS[spec.kind].hyper(spec)
     for group in opt.param_groups:
         group.update(values)
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)

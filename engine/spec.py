@@ -29,6 +29,9 @@ class Node(Strict):
     op: str = Field(min_length=1, max_length=64)
     params: dict[str, Any] = Field(default_factory=dict)
     position: tuple[float, float] | None = None
+    frozen: bool = Field(False, description="keep this block's weights as they are: the optimizer skips them")
+    lr_mult: float = Field(1.0, ge=0.0, le=100.0,
+                           description="this block learns at the learning rate times this (fine-tuning)")
 
 
 class ModelSpec(Strict):

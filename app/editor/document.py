@@ -215,6 +215,20 @@ class EditorDocument(QObject):
                     n["params"] = params
         return self.edit(f"edit {node_id} {', '.join(changed)}", change, merge_key=("params", node_id, *changed))
 
+    def set_training(self, node_id: str, frozen: bool, lr_mult: float) -> bool:
+        """Freeze a block, or let it learn at a multiple of the learning rate (fine-tuning)."""
+        def change(d: dict[str, Any]) -> None:
+            for n in d["nodes"]:
+                if n["id"] == node_id:
+                    n.pop("frozen", None)
+                    n.pop("lr_mult", None)
+                    if frozen:
+                        n["frozen"] = True
+                    if lr_mult != 1.0:
+                        n["lr_mult"] = lr_mult
+        what = "freeze" if frozen else f"lr ×{lr_mult:g}"
+        return self.edit(f"{what} {node_id}", change, merge_key=("training", node_id))
+
     def paste(self, nodes: list[dict[str, Any]], edges: list[list[str]], offset: tuple[float, float]) -> list[str]:
         """Add copies of blocks (fresh ids, shifted) and the wires between them."""
         taken = {n.id for n in self.model.nodes}

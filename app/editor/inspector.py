@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.errors import format_pydantic
 from engine.ops import OPS, fmt_shape
@@ -36,8 +36,25 @@ class Inspector(QWidget):
         self.error = QLabel()
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #b71c1c;")
+        self.frozen = QCheckBox("Frozen")
+        self.frozen.setToolTip("Keep this block's weights as they are: the optimizer skips them (fine-tuning a "
+                               "trained body, say). Changing it starts the run over.")
+        self.lr_mult = QDoubleSpinBox()
+        self.lr_mult.setRange(0.0, 100.0)
+        self.lr_mult.setDecimals(3)
+        self.lr_mult.setSingleStep(0.1)
+        self.lr_mult.setPrefix("lr × ")
+        self.lr_mult.setToolTip("This block learns at the learning rate times this (1 = the same as the rest)")
+        self.training_row = QWidget()
+        row = QHBoxLayout(self.training_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.frozen)
+        row.addWidget(self.lr_mult)
+        row.addStretch(1)
+        self.frozen.toggled.connect(self._on_training)
+        self.lr_mult.valueChanged.connect(self._on_training)
         col = QVBoxLayout(self)
-        for w in (self.title, self.doc_label, self.form_host, self.shapes, self.error):
+        for w in (self.title, self.doc_label, self.form_host, self.training_row, self.shapes, self.error):
             col.addWidget(w)
         col.addStretch(1)
         self.fields: dict[str, SchemaField] = {}
@@ -50,7 +67,25 @@ class Inspector(QWidget):
         self.node_id = node_id
         self.refresh()
 
+    def _show_training(self) -> None:
+        """The block's frozen flag and learning-rate multiplier (blocks without weights have neither)."""
+        node = self.doc.node(self.node_id) if self.node_id else {}
+        weighted = bool(self.node_id) and self.doc.diagnosis.counts.get(self.node_id, 0) > 0
+        self.training_row.setVisible(weighted)
+        for w in (self.frozen, self.lr_mult):
+            w.blockSignals(True)
+        self.frozen.setChecked(bool(node.get("frozen", False)))
+        self.lr_mult.setValue(float(node.get("lr_mult", 1.0)))
+        for w in (self.frozen, self.lr_mult):
+            w.blockSignals(False)
+        self.lr_mult.setEnabled(not self.frozen.isChecked())
+
+    def _on_training(self, *_: Any) -> None:
+        if self.node_id:
+            self.doc.set_training(self.node_id, self.frozen.isChecked(), self.lr_mult.value())
+
     def refresh(self) -> None:
+        self._show_training()
         self._edits = {}
         ids = {n.id for n in self.doc.model.nodes}
         if self.node_id not in ids:

@@ -117,6 +117,8 @@ class ConfusionView(LiveView):
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
+        # small, scrolling if need be: a dock put away still counts in the window's minimum height
+        self.setMinimumSize(200, 120)
         self.summary = QLabel()
         self.matrix = Matrix(self)
         layout = QVBoxLayout(self)

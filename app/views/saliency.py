@@ -101,6 +101,8 @@ class SaliencyView(LiveView):
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
+        # small, scrolling if need be: a dock put away still counts in the window's minimum height
+        self.setMinimumSize(200, 120)
         self.method = QComboBox()
         for key, title in METHOD_TITLES.items():
             self.method.addItem(title, key)

@@ -10,10 +10,12 @@ from PySide6.QtCore import Qt
 from engine import SessionSpec
 from engine.datasets import family_of
 
+from .adversarial import AdversarialView
 from .base import LiveView
 from .confusion import ConfusionView
 from .curves import CurvesView
 from .drawing import DrawView
+from .features import FeaturesView, has_feature_maps
 from .health import HealthView
 from .network import NetworkView
 from .output import OutputView
@@ -69,6 +71,12 @@ VIEWS: tuple[ViewEntry, ...] = (
     ViewEntry("confusion", "Confusion", ConfusionView, Area.RightDockWidgetArea,
               "Test-set confusion matrix with per-class precision, recall and F1", "Confusion matrix", is_images,
               tab_with="curves"),
+    ViewEntry("features", "Features", FeaturesView, Area.RightDockWidgetArea,
+              "Feature maps of the selected test image at one layer, and the first convolution's kernels",
+              "Features view", has_feature_maps, tab_with="saliency"),
+    ViewEntry("adversarial", "Adversarial", AdversarialView, Area.RightDockWidgetArea,
+              "FGSM: the selected test image nudged to fool the network, and test accuracy under attack",
+              "Adversarial view", is_images, tab_with="saliency"),
     ViewEntry("samples", "Samples", SamplesView, None,
               "Test images with the network's prediction; click one to explain it", "Samples view", is_images),
     ViewEntry("drawing", "Draw", DrawView, None,

@@ -1,7 +1,10 @@
 """Probes: what views draw, as named arrays computed from the model. Importing this package registers them."""
 from __future__ import annotations
 
-from . import boundary, health, images  # noqa: F401  (each registers its probes)
+# isort: off
+from . import boundary, features, health, images  # noqa: F401  (each registers its probes)
+from . import adversarial  # noqa: F401  (after images, which it imports: registration order is listing order)
+# isort: on
 from .registry import PROBES, Probe, ProbeContext, ProbeRequest, ProbeResult, applicable, run_probe
 
 __all__ = ["PROBES", "Probe", "ProbeContext", "ProbeRequest", "ProbeResult", "applicable", "run_probe"]

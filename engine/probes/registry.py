@@ -27,7 +27,7 @@ class ProbeRequest:
     method: str | None = None  # how to compute it, where a probe offers several (saliency)
     target: int | None = None  # the class to explain (default: the predicted one)
     split: str = "test"  # which samples: "test" (the held-out set) or "train"
-    eps: float | None = None  # the size of an adversarial step (in the model's standardised input units)
+    eps: float | None = None  # the size of an adversarial step, in pixel units (a share of full brightness)
     pixels: tuple[float, ...] | None = None  # a picture of the model's input size in [0, 1], row by row (drawn)
 
 

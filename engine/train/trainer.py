@@ -18,7 +18,7 @@ from ..errors import EngineError, SessionFileError, SpecError
 from ..graph import GraphModule, same_architecture
 from ..head import Head
 from ..ops import BuildContext
-from ..optimizers import make_optimizer, update_hyper
+from ..optimizers import make_optimizer, set_lr, update_hyper
 from ..probes import ProbeContext, ProbeRequest, ProbeResult, applicable
 from ..schedules import lr_factor
 from ..spec import ModelSpec, SessionSpec
@@ -76,8 +76,8 @@ class Trainer:
             torch.manual_seed(seed)
             self.model = GraphModule(self.info, BuildContext(generator=self.dropout_rng)).to(self.device)
         self.model.train()
-        self.decay_weights = self.model.penalized_parameters()
-        self.params = list(self.model.parameters())
+        self.params, self._lr_mults = self.model.trainable(self.spec.model)
+        self.decay_weights = [w for w in self.model.penalized_parameters() if w.requires_grad]  # not frozen ones
         self._finite = FiniteCheck(self.device)
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (see `optimizer`)
         self.run_id = next(_run_ids)
@@ -103,18 +103,16 @@ class Trainer:
         """The torch optimizer, built on first use: torch's first optimizer imports torch._dynamo (~2 s), which
         an app can then do in its training thread instead of before its window appears."""
         if self._optimizer is None:
-            self._optimizer = make_optimizer(self.spec.optimizer, self.params)
+            self._optimizer = make_optimizer(self.spec.optimizer, self.params, self._lr_mults)
             self._optimizer_step = step_function(self._optimizer)
-            for group in self._optimizer.param_groups:
-                group["lr"] = self._lr
+            set_lr(self._optimizer, self._lr)
         return self._optimizer
 
     def _set_lr(self) -> None:
         lr = self.spec.optimizer.lr * lr_factor(self.spec.schedule, self.step, self.steps_per_epoch)
         if lr != self._lr:
             if self._optimizer is not None:
-                for group in self._optimizer.param_groups:
-                    group["lr"] = lr
+                set_lr(self._optimizer, lr)
             self._lr = lr
 
     @property

@@ -459,3 +459,24 @@ def test_a_registered_op_shows_in_the_palette_and_on_its_block_without_app_chang
     finally:
         OPS.pop(op.name, None)
         FAMILIES.pop(family.name, None)
+
+
+def test_the_inspector_freezes_a_block_and_sets_its_learning_rate_multiplier(open_window, qtbot):
+    w = open_window("digits-cnn")
+    ed = editor_of(w, qtbot)
+    c = w.controller
+    ed._select(["pool_1"])
+    assert not ed.inspector.training_row.isVisibleTo(ed.inspector)  # no weights, nothing to freeze
+    ed._select(["conv_1"])
+    insp = ed.inspector
+    assert insp.training_row.isVisibleTo(insp) and not insp.frozen.isChecked() and insp.lr_mult.value() == 1.0
+    insp.frozen.setChecked(True)
+    assert ed.doc.node("conv_1")["frozen"] is True and not insp.lr_mult.isEnabled()
+    qtbot.waitUntil(lambda: next(n for n in c.spec.model.nodes if n.id == "conv_1").frozen)
+    assert not c.trainer.model.layers["conv_1"].weight.requires_grad  # the run trains without it
+    ed._select(["dense_1"])
+    ed.inspector.lr_mult.setValue(0.5)
+    qtbot.waitUntil(lambda: next(n for n in c.spec.model.nodes if n.id == "dense_1").lr_mult == 0.5)
+    ed.undo_action.trigger()
+    ed.undo_action.trigger()
+    qtbot.waitUntil(lambda: all(not n.frozen and n.lr_mult == 1.0 for n in c.spec.model.nodes))

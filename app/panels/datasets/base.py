@@ -7,9 +7,9 @@ from typing import TypeVar
 
 import numpy as np
 from pydantic import ValidationError
-from PySide6.QtCore import Signal, Slot
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
 
 from engine.datasets import DataFamily
 from engine.errors import format_pydantic
@@ -46,6 +46,58 @@ class FamilyEditor(QWidget):
     def set_spec(self, spec: SessionSpec) -> None:
         """Show a spec whose dataset is of this family, without emitting edits."""
         self.spec = spec
+
+
+class SampledEditor(FamilyEditor):
+    """A family whose sets have noise, a train share and a size: the sliders, spin box and edits they share.
+    Subclasses name what they sample in the tooltips and lay the controls out in `form`."""
+
+    def __init__(self, family: DataFamily, noise_tip: str, split_tip: str, samples_tip: str,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(family, parent)
+        self.noise = QSlider(Qt.Orientation.Horizontal)
+        self.noise.setRange(0, 50)
+        self.noise.setToolTip(noise_tip)
+        self.noise_label = QLabel()
+        self.split = QSlider(Qt.Orientation.Horizontal)
+        self.split.setRange(10, 90)
+        self.split.setToolTip(split_tip)
+        self.split_label = QLabel()
+        for slider in (self.noise, self.split):
+            slider.setTracking(False)  # one edit (a new run) when the slider is let go, not one per pixel
+            slider.sliderMoved.connect(self._on_slider_moved)
+        self.noise.valueChanged.connect(self._on_noise)
+        self.split.valueChanged.connect(self._on_split)
+        self.samples = QSpinBox()
+        self.samples.setSingleStep(100)
+        self.samples.setKeyboardTracking(False)
+        self.samples.setToolTip(samples_tip)
+        self.samples.valueChanged.connect(self._on_samples)
+
+    @Slot()
+    def _on_slider_moved(self) -> None:
+        self.noise_label.setText(f"{self.noise.sliderPosition()} %")
+        self.split_label.setText(f"{self.split.sliderPosition()} %")
+
+    def _edit(self, **changes: object) -> None:
+        """Emit the spec with only these dataset fields changed (others are never read back from controls)."""
+        if self.spec is not None:
+            dataset = type(self.spec.dataset).model_validate({**self.spec.dataset.model_dump(), **changes})
+            self.spec_edited.emit(self.spec.model_copy(update={"dataset": dataset}))
+
+    @Slot(int)
+    def _on_noise(self, value: int) -> None:
+        self._on_slider_moved()
+        self._edit(noise=float(value))
+
+    @Slot(int)
+    def _on_split(self, value: int) -> None:
+        self._on_slider_moved()
+        self._edit(train_fraction=value / 100)
+
+    @Slot(int)
+    def _on_samples(self, value: int) -> None:
+        self._edit(samples=value)
 
 
 E = TypeVar("E", bound=FamilyEditor)

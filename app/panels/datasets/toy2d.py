@@ -11,10 +11,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
-    QSlider,
-    QSpinBox,
     QToolButton,
     QWidget,
 )
@@ -25,7 +22,7 @@ from engine.spec import SessionSpec
 from engine.stack import fit_head
 
 from ..forms import blocked
-from .base import FamilyEditor, qimage, register_editor
+from .base import SampledEditor, qimage, register_editor
 
 TIPS = {
     "circle": "Circle: one class inside a ring of the other",
@@ -47,13 +44,15 @@ def thumbnail(name: str) -> QImage:
 
 
 @register_editor("toy2d")
-class Toy2DEditor(FamilyEditor):
+class Toy2DEditor(SampledEditor):
     """Every edit emits a whole new spec; data changes reset the run (same seed)."""
 
     batch_row = 5  # after the points, above Regenerate
 
     def __init__(self, family: DataFamily, parent: QWidget | None = None) -> None:
-        super().__init__(family, parent)
+        super().__init__(family, "Noise added to the points, in percent",
+                         "Share of the points used for training; the rest are the test set",
+                         "Number of points, train and test together", parent)
         self.variants: dict[str, Toy2D] = family.variants()
         self.problem = QComboBox()
         self.problem.addItem("Classification", "classification")
@@ -75,21 +74,7 @@ class Toy2DEditor(FamilyEditor):
             b.setObjectName(f"dataset_{name}")
             self.group.addButton(b)
             self.buttons[name] = b
-        self.noise = QSlider(Qt.Orientation.Horizontal)
-        self.noise.setRange(0, 50)
-        self.noise.setTracking(False)
-        self.noise.setToolTip("Noise added to the points, in percent")
-        self.noise_label = QLabel()
-        self.split = QSlider(Qt.Orientation.Horizontal)
-        self.split.setRange(10, 90)
-        self.split.setTracking(False)
-        self.split.setToolTip("Share of the points used for training; the rest are the test set")
-        self.split_label = QLabel()
-        self.samples = QSpinBox()
         self.samples.setRange(10, 100_000)
-        self.samples.setSingleStep(100)
-        self.samples.setKeyboardTracking(False)
-        self.samples.setToolTip("Number of points, train and test together")
         self.regenerate = QPushButton("Regenerate")
         self.regenerate.setToolTip("Draw a new sample of points from the same distribution (new data seed)")
         self.features: dict[str, QCheckBox] = {}
@@ -118,11 +103,6 @@ class Toy2DEditor(FamilyEditor):
         self.column.addWidget(feat_box)
         self.problem.currentIndexChanged.connect(self._on_problem)
         self.group.buttonClicked.connect(self._on_dataset)
-        self.noise.valueChanged.connect(self._on_noise)
-        self.split.valueChanged.connect(self._on_split)
-        self.noise.sliderMoved.connect(self._on_slider_moved)
-        self.split.sliderMoved.connect(self._on_slider_moved)
-        self.samples.valueChanged.connect(self._on_samples)
         self.regenerate.clicked.connect(self._on_regenerate)
 
     def _controls(self) -> list:
@@ -152,17 +132,6 @@ class Toy2DEditor(FamilyEditor):
         self._on_slider_moved()
 
     @Slot()
-    def _on_slider_moved(self) -> None:
-        self.noise_label.setText(f"{self.noise.sliderPosition()} %")
-        self.split_label.setText(f"{self.split.sliderPosition()} %")
-
-    def _edit(self, **changes: object) -> None:
-        """Emit the spec with only these dataset fields changed (others are never read back from controls)."""
-        if self.spec is not None:
-            dataset = Toy2D.model_validate({**self.spec.dataset.model_dump(), **changes})
-            self.spec_edited.emit(self.spec.model_copy(update={"dataset": dataset}))
-
-    @Slot()
     def _on_problem(self) -> None:
         task = self.problem.currentData()
         self._switch(next(n for n, v in self.variants.items() if v.task == task))
@@ -184,20 +153,6 @@ class Toy2DEditor(FamilyEditor):
     def _on_regenerate(self) -> None:
         if self.spec is not None:
             self._edit(seed=(self.spec.dataset.seed + 1) % 2**32)
-
-    @Slot(int)
-    def _on_noise(self, value: int) -> None:
-        self._on_slider_moved()
-        self._edit(noise=float(value))
-
-    @Slot(int)
-    def _on_split(self, value: int) -> None:
-        self._on_slider_moved()
-        self._edit(train_fraction=value / 100)
-
-    @Slot(int)
-    def _on_samples(self, value: int) -> None:
-        self._edit(samples=value)
 
     @Slot()
     def _on_features(self) -> None:
