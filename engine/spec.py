@@ -57,11 +57,28 @@ class EarlyStopping(Strict):
 Rate = Annotated[float, Field(ge=0.0, le=10.0)]
 
 
+class Augment(Strict):
+    """Random changes to each training image, drawn anew at every step (image sets only; never the test set)."""
+
+    noise: float = Field(0.0, ge=0.0, le=2.0, description="Gaussian noise added to every pixel (standard "
+                                                          "deviation, in the standardised input's units)")
+    shift: int = Field(0, ge=0, le=8, description="move each image by up to this many pixels each way")
+    rotation: float = Field(0.0, ge=0.0, le=45.0, description="turn each image by up to this many degrees")
+    flip: bool = Field(False, description="mirror half the images left to right (wrong for digits: a "
+                                          "mirrored 3 is not a 3)")
+    cutout: int = Field(0, ge=0, le=16, description="blank a random square of this side in each image")
+
+    @property
+    def active(self) -> bool:
+        return bool(self.noise or self.shift or self.rotation or self.flip or self.cutout)
+
+
 class Regularization(Strict):
     l1: Rate = 0.0  # λ·Σ|w| over weights (not biases), added to the loss
     l2: Rate = 0.0  # λ·Σw² over weights (not biases), added to the loss
     weight_decay: Rate = 0.0  # decoupled: w ← w·(1 − lr·wd) before each update (AdamW-style), weights only
     grad_clip: Annotated[float, Field(gt=0.0, le=1e6)] | None = None  # max global gradient norm
+    augment: Augment = Field(default_factory=Augment)  # image sets: random changes to training images
     early_stopping: EarlyStopping | None = None
 
 

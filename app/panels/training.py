@@ -17,10 +17,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.datasets import family_of
 from engine.errors import format_pydantic
 from engine.optimizers import OPTIMIZERS
 from engine.schedules import ScheduleSpec
-from engine.spec import EarlyStopping, Regularization, SessionSpec
+from engine.spec import Augment, EarlyStopping, Regularization, SessionSpec
 from engine.stack import with_loss
 
 from .forms import ModelForm, blocked, spin_for
@@ -121,6 +122,17 @@ class TrainingPanel(QWidget):
         form.addRow("weight decay", self.wd)
         form.addRow(self.clip_on, self.clip)
         form.addRow(self.early_on, row_of(self.patience, self.restore))
+        # Image sets only: random changes to each training image, live like the other regularizers.
+        self.aug_heading = heading("Augmentation (training images)")
+        self.aug_heading.setToolTip("Random changes to each training image at every step: the network sees "
+                                    "more variety and overfits less; the test images are never changed")
+        self.aug_box = QWidget()
+        aug_form = QFormLayout(self.aug_box)
+        aug_form.setContentsMargins(0, 0, 0, 0)
+        aug_form.setVerticalSpacing(3)
+        self.aug_fields = ModelForm(aug_form, self._on_augment, skip=())
+        form.addRow(self.aug_heading)
+        form.addRow(self.aug_box)
         self.optimizer.currentIndexChanged.connect(self._on_optimizer_kind)
         self.schedule.currentIndexChanged.connect(self._on_schedule_kind)
         self.loss.currentIndexChanged.connect(self._on_loss)
@@ -170,6 +182,11 @@ class TrainingPanel(QWidget):
         self.restore.setEnabled(reg.early_stopping is not None)
         self.opt_fields.show(spec.optimizer)
         self.sched_fields.show(spec.schedule)
+        images = family_of(spec.dataset).kind == "images"
+        self.aug_heading.setVisible(images)
+        self.aug_box.setVisible(images)
+        if images:
+            self.aug_fields.show(reg.augment)
         self.refused.hide()
 
     def _emit(self, **update: Any) -> None:
@@ -222,6 +239,16 @@ class TrainingPanel(QWidget):
     def _regularize(self, **changes: Any) -> None:
         if self.spec is not None:
             self._emit(regularization=self.spec.regularization.model_copy(update=changes))
+
+    @Slot()
+    def _on_augment(self) -> None:
+        try:
+            augment = Augment.model_validate(self.aug_fields.data())
+        except ValidationError as exc:
+            self.refused.setText(f"⚠ not applied: {format_pydantic(exc, 'augment')}")
+            self.refused.show()
+            return
+        self._regularize(augment=augment)
 
     @Slot()
     def _on_clip(self) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..augment import augment
 from ..check import check_spec
 from ..datasets import make_dataset
 from ..errors import EngineError, SessionFileError, SpecError
@@ -211,7 +212,10 @@ class Trainer:
         idx = self.perm[self.batch_index * bs:(self.batch_index + 1) * bs]
         if spec.schedule.kind != "constant":
             self._set_lr()
-        z = self.model(self.x_train[idx])
+        x = self.x_train[idx]
+        if x.dim() == 4 and spec.regularization.augment.active:
+            x = augment(x, spec.regularization.augment, self.dropout_rng)
+        z = self.model(x)
         loss = self.head.loss(z, self.t_train[idx])
         if self.model.aux_layers:
             loss = loss + self.model.aux_loss()  # a VAE's β·KL joins the loss it reports

@@ -115,3 +115,22 @@ def test_the_drawing_canvas_gives_the_data_pipelines_tensor_and_the_network_answ
     a = wait_for(qtbot, w, "drawing", lambda a: np.array_equal(a["input"][0], drawn))
     assert view.caption.text().startswith("The network says")
     assert view.result.seen is not None and len(view.result.probs) == 10
+
+
+def test_augmentation_is_offered_for_images_only_and_applies_live(open_window, qtbot):
+    w = open_window("tfp-circle")
+    panel = w.training_panel
+    assert not panel.aug_box.isVisibleTo(panel) and not panel.aug_heading.isVisibleTo(panel)
+    w = open_window("digits-cnn")
+    panel = w.training_panel
+    assert panel.aug_box.isVisibleTo(panel)
+    boxes = panel.aug_fields.widgets()
+    assert set(boxes) == {"noise", "shift", "rotation", "flip", "cutout"} and all(b.toolTip() for b in boxes.values())
+    c = w.controller
+    train_epochs(qtbot, w, 1)
+    run = c.trainer.run_id
+    boxes["shift"].setValue(1)
+    boxes["rotation"].setValue(10.0)
+    assert c.spec.regularization.augment.shift == 1 and c.spec.regularization.augment.rotation == 10.0
+    train_epochs(qtbot, w, 1)
+    assert c.trainer.run_id == run and c.trainer.spec.regularization.augment.shift == 1  # live, no reset
