@@ -148,5 +148,5 @@ register(DataFamily(
     doc="Handwritten digits (8×8, scikit-learn's bundled set) and generated shapes (28×28) to classify.",
     spec=Images, make=make, input_shape=_input_shape, tasks=frozenset({"classification"}),
     thumbnail=thumbnail, variants=variants,
-    presets=("digits-mlp", "digits-cnn", "shapes-cnn", "shapes-clutter-cnn"),
+    presets=("digits-mlp", "digits-cnn", "shapes-cnn", "shapes-resnet", "shapes-clutter-cnn"),
 ))
