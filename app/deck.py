@@ -87,10 +87,12 @@ class ViewDeck:
     def show_all(self) -> None:
         """Every view in sight at once, docks side by side instead of tabbed (for the soak test and the benchmark:
         Qt's splitDockWidget leaves a tabbed dock parked out of sight)."""
+        central = [e for e in VIEWS if e.area is None and self.tabs.isTabVisible(self.tabs.indexOf(self.views[e.name]))]
+        if central:  # one central tab shows at a time: the first that applies (Network, or Samples for images)
+            self.tabs.setCurrentWidget(self.views[central[0].name])
         for entry in VIEWS:
             if entry.area is None:
-                if self.tabs.isTabVisible(self.tabs.indexOf(self.views[entry.name])):
-                    self.tabs.setCurrentWidget(self.views[entry.name])
+                continue
             elif entry.tab_with is not None and self.docks[entry.title].toggleViewAction().isEnabled():
                 dock = self.docks[entry.title]
                 self.window.removeDockWidget(dock)
