@@ -31,6 +31,11 @@ from .regularizers import EarlyStopper, penalty
 from .snapshot import Configure, EditWeight, Snapshot
 
 _run_ids = iter(range(1, 1 << 62))
+# The per-epoch evaluation goes through the network in chunks of at least EVAL_MIN_ROWS samples and about
+# EVAL_CHUNK_BYTES of input: digits-cnn's full-set pass took 51 ms as one batch of 1,797 and 29 ms in chunks
+# of 256 (its activations then stay in cache); a 2-D toy set is one chunk.
+EVAL_MIN_ROWS = 256
+EVAL_CHUNK_BYTES = 64 * 1024
 
 
 class Trainer:
@@ -257,8 +262,12 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Full-set train and test loss (and accuracy) in eval mode, from one forward pass."""
+        rows = max(EVAL_MIN_ROWS, EVAL_CHUNK_BYTES // max(self.x_all[0].numel() * self.x_all.element_size(), 1))
         with self.model.evaluating():
-            z = self.model(self.x_all)
+            if len(self.x_all) <= rows:
+                z = self.model(self.x_all)
+            else:  # images: chunks that stay in cache run a full-set pass ~1.8× faster than one big batch
+                z = torch.cat([self.model(self.x_all[i:i + rows]) for i in range(0, len(self.x_all), rows)])
         n = self.n_train
         out = {"train_loss": self.head.loss(z[:n], self.t_train).item(),
                "test_loss": self.head.loss(z[n:], self.t_test).item()}
