@@ -151,6 +151,8 @@ class Controller(QObject):
         self.snapshot = None  # views wait for the new run's first frame
         self.set_focus(None)
         self.sample = min(self.sample, max(len(self.trainer.data.y_test) - 1, 0))
+        if self.sample_filter is not None and max(self.sample_filter) >= self.trainer.spec.dataset.n_classes:
+            self.sample_filter = None  # a cell of another set's classes
         for name, request in self.probe_requests.items():
             if name in self.run_info.probes:
                 self.trainer.set_probe_request(name, request)

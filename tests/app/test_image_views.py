@@ -134,3 +134,12 @@ def test_augmentation_is_offered_for_images_only_and_applies_live(open_window, q
     assert c.spec.regularization.augment.shift == 1 and c.spec.regularization.augment.rotation == 10.0
     train_epochs(qtbot, w, 1)
     assert c.trainer.run_id == run and c.trainer.spec.regularization.augment.shift == 1  # live, no reset
+
+
+def test_switching_to_fewer_classes_drops_a_confusion_filter_they_lack(open_window, qtbot):
+    w = open_window("digits-cnn")
+    c = w.controller
+    c.set_sample_filter((7, 7))
+    w.data_panel.editor.buttons["shapes"].click()
+    qtbot.waitUntil(lambda: c.spec.dataset.name == "shapes")
+    assert c.sample_filter is None and c.trainer.spec.dataset.n_classes == 4
