@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QFormLayout, QLabel, QToolButton
+from PySide6.QtWidgets import QToolButton
 
 import app.panels.datasets.images  # noqa: F401  (registers the editor before any panel is built)
 from app.panels.data import DataPanel
@@ -17,15 +17,7 @@ from engine.datasets.images import Images
 from engine.presets import load_preset
 from engine.spec import SessionSpec, spec_to_dict
 from engine.stack import fit_head
-
-
-def rows(form: QFormLayout) -> list[str]:
-    """The form's row labels, top to bottom ("" for a row without one)."""
-    labels = []
-    for r in range(form.rowCount()):
-        item = form.itemAt(r, QFormLayout.ItemRole.LabelRole)
-        labels.append(item.widget().text() if item is not None and isinstance(item.widget(), QLabel) else "")
-    return labels
+from tests.app.test_panels_data import rows
 
 
 def shown_panel(qtbot, spec: SessionSpec) -> tuple[DataPanel, list[SessionSpec]]:

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import ValidationError
 from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QFormLayout, QGroupBox, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSlider, QSpinBox, QVBoxLayout, QWidget
 
 from engine.datasets import DataFamily
 from engine.errors import format_pydantic
@@ -73,6 +73,16 @@ class SampledEditor(FamilyEditor):
         self.samples.setKeyboardTracking(False)
         self.samples.setToolTip(samples_tip)
         self.samples.valueChanged.connect(self._on_samples)
+
+    def add_sample_rows(self, samples_label: str) -> None:
+        """The noise, train share and size rows, in that order, at the end of `form`."""
+        for label, slider, value in (("noise", self.noise, self.noise_label),
+                                     ("train share", self.split, self.split_label)):
+            row = QHBoxLayout()
+            row.addWidget(slider, 1)
+            row.addWidget(value)
+            self.form.addRow(label, row)
+        self.form.addRow(samples_label, self.samples)
 
     @Slot()
     def _on_slider_moved(self) -> None:

@@ -126,15 +126,7 @@ class ImagesEditor(SampledEditor):
 
         form = self.form
         form.addRow(thumbs)
-        row = QHBoxLayout()
-        row.addWidget(self.noise, 1)
-        row.addWidget(self.noise_label)
-        form.addRow("noise", row)
-        row = QHBoxLayout()
-        row.addWidget(self.split, 1)
-        row.addWidget(self.split_label)
-        form.addRow("train share", row)
-        form.addRow("images", self.samples)
+        self.add_sample_rows("images")
         form.addRow("seed", self.seed)
         self.group.buttonClicked.connect(self._on_dataset)
         self.seed.valueChanged.connect(self._on_seed)

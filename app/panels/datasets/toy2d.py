@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QPushButton,
     QToolButton,
     QWidget,
@@ -90,15 +89,7 @@ class Toy2DEditor(SampledEditor):
         form = self.form
         form.addRow("problem", self.problem)
         form.addRow(self._grid)
-        row = QHBoxLayout()
-        row.addWidget(self.noise, 1)
-        row.addWidget(self.noise_label)
-        form.addRow("noise", row)
-        row = QHBoxLayout()
-        row.addWidget(self.split, 1)
-        row.addWidget(self.split_label)
-        form.addRow("train share", row)
-        form.addRow("points", self.samples)
+        self.add_sample_rows("points")
         form.addRow("", self.regenerate)
         self.column.addWidget(feat_box)
         self.problem.currentIndexChanged.connect(self._on_problem)
