@@ -54,6 +54,19 @@ class RunInfo:
     total_params: int
     probes: frozenset[str]  # the probes that apply to this run
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The classes' names where the data set has them (image sets), else ()."""
+        return tuple(self.data.meta.get("classes", ()))
+
+    def class_name(self, k: int) -> str:
+        names = self.classes
+        return names[k] if 0 <= k < len(names) else str(k)
+
+    def image_layers(self) -> list[str]:
+        """The layers whose output is an image (C, H, W): the feature maps and Grad-CAM's choices."""
+        return [n for n in self.order if len(self.nodes[n].shape) == 3 and self.nodes[n].op != "input"]
+
     @classmethod
     def of(cls, trainer: Trainer) -> RunInfo:
         info = trainer.info

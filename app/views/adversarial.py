@@ -147,7 +147,6 @@ class AdversarialView(LiveView):
         layout.addWidget(self.plot_widget, 2)
         self.history: dict[int, tuple[float, float]] = {}  # probe step → (clean, attacked) test accuracy
         self._xmax: float | None = None
-        self._classes: tuple[str, ...] = ()
         self.drawn: dict[str, np.ndarray] = {}  # the probe's arrays on screen
         self._show_eps()
         self.slider.valueChanged.connect(self._on_eps)
@@ -182,17 +181,14 @@ class AdversarialView(LiveView):
         self.controller.ask_probe("adversarial", ProbeRequest(sample=self.controller.sample, eps=self.eps))
 
     def on_run(self, run: RunInfo) -> None:
-        self._classes = tuple(run.data.meta.get("classes", ()))
         self.clear_history()
         self._ask()
 
     # --- drawing -----------------------------------------------------------------------------------
 
-    def name(self, k: int) -> str:
-        return self._classes[k] if 0 <= k < len(self._classes) else str(k)
 
     def verdict(self, prediction: int, probabilities: np.ndarray, label: int) -> tuple[str, QColor]:
-        text = f"predicted {self.name(prediction)} · {float(probabilities[prediction]):.0%}"
+        text = f"predicted {self.class_name(prediction)} · {float(probabilities[prediction]):.0%}"
         return text, (RIGHT if prediction == label else WRONG)
 
     def draw(self, snap: Snapshot | None) -> None:
@@ -220,10 +216,10 @@ class AdversarialView(LiveView):
         if pred != label:
             outcome = "the network gets it wrong even unperturbed"
         elif pred_adv != label:
-            outcome = f"the attack fools it: {self.name(label)} becomes {self.name(pred_adv)}"
+            outcome = f"the attack fools it: {self.class_name(label)} becomes {self.class_name(pred_adv)}"
         else:
             outcome = "the network withstands this ε"
-        self.caption.setText(f"test image {row}, label {self.name(label)}: {outcome}. "
+        self.caption.setText(f"test image {row}, label {self.class_name(label)}: {outcome}. "
                              "Click an image in Samples to attack it.")
         self._draw_curve(float(a["accuracy"]), float(a["accuracy_adv"]), eps)
 

@@ -53,6 +53,10 @@ class LiveView(QWidget):
         """Write the view as a PNG or SVG image (the widget as drawn; plots override for a sharper PNG)."""
         export_widget(self, fmt, path)
 
+    def class_name(self, k: int) -> str:
+        """Class k's name in the run drawn (its index where the data set names none)."""
+        return self.controller.run_info.class_name(k)
+
     # --- the frame guard ---------------------------------------------------------------------------
 
     def showing(self) -> bool:

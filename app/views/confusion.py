@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine import Snapshot
 
-from ..controller import Controller, RunInfo
+from ..controller import Controller
 from .base import LiveView
 
 RIGHT, WRONG, SELECTED = (46, 125, 50), (211, 47, 47), QColor(25, 118, 210)
@@ -37,7 +37,7 @@ class Matrix(QWidget):
     def geometry_of(self) -> tuple[int, int, int]:
         """(left, top, cell side) of the grid."""
         k = max(len(self.confusion), 1)
-        widest = max((self.fontMetrics().horizontalAdvance(self.view.names(i)) for i in range(k)), default=0)
+        widest = max((self.fontMetrics().horizontalAdvance(self.view.class_name(i)) for i in range(k)), default=0)
         left, top, table = 30 + widest, 34, 150
         side = max(8, min((self.width() - left - table - 10) // k, (self.height() - top - 8) // k))
         return left, top, side
@@ -56,7 +56,7 @@ class Matrix(QWidget):
             p.end()
             return
         left, top, side = self.geometry_of()
-        names = self.view.names
+        names = self.view.class_name
         rows = self.confusion.sum(axis=1)
         p.setPen(QColor(60, 60, 60))
         p.drawText(QRect(left, 2, side * k, 14), Qt.AlignmentFlag.AlignCenter, "predicted →")
@@ -105,7 +105,7 @@ class Matrix(QWidget):
             self.setToolTip("")
             return
         i, j = cell
-        names = self.view.names
+        names = self.view.class_name
         self.setToolTip(f"{int(self.confusion[i, j])} test images of class {names(i)} predicted as {names(j)}; "
                         "click to show them in Samples (click again for all)")
 
@@ -125,14 +125,8 @@ class ConfusionView(LiveView):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.summary)
         layout.addWidget(self.matrix, 1)
-        self._classes: tuple[str, ...] = ()
         controller.sample_changed.connect(self.matrix.update)
 
-    def names(self, k: int) -> str:
-        return self._classes[k] if 0 <= k < len(self._classes) else str(k)
-
-    def on_run(self, run: RunInfo) -> None:
-        self._classes = tuple(run.data.meta.get("classes", ()))
 
     def draw(self, snap: Snapshot | None) -> None:
         assert snap is not None

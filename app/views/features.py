@@ -39,11 +39,6 @@ def has_feature_maps(spec: SessionSpec) -> bool:
         return False
 
 
-def image_layers(run: RunInfo) -> list[str]:
-    """The run's layers with an image output (C, H, W): the layers the feature maps can show."""
-    return [n for n in run.order if len(run.nodes[n].shape) == 3 and run.nodes[n].op != "input"]
-
-
 def scaled(a: np.ndarray) -> np.ndarray:
     """(C, H, W) maps, each divided by its own largest |value| (an all-zero map stays 0)."""
     top = np.abs(a).reshape(len(a), -1).max(axis=1, initial=0.0)
@@ -217,15 +212,13 @@ class FeaturesView(LiveView):
         layout.addLayout(row)
         layout.addWidget(self.caption)
         layout.addWidget(self.picture, 1)
-        self._classes: tuple[str, ...] = ()
         self.drawn_maps = 0  # feature maps in the picture now (the tests wait on it)
         self.drawn_kernels = 0
         self.layer.currentIndexChanged.connect(self._ask)
         controller.sample_changed.connect(self._ask)
 
     def on_run(self, run: RunInfo) -> None:
-        self._classes = tuple(run.data.meta.get("classes", ()))
-        layers = image_layers(run)
+        layers = run.image_layers()
         keep = self.layer.currentData()
         self.layer.blockSignals(True)
         self.layer.clear()
@@ -250,8 +243,6 @@ class FeaturesView(LiveView):
     def frame_key(self, snap: Snapshot | None) -> Hashable:
         return super().frame_key(snap), self.picture.width(), self.picture.height()
 
-    def name(self, k: int) -> str:
-        return self._classes[k] if 0 <= k < len(self._classes) else str(k)
 
     def draw(self, snap: Snapshot | None) -> None:
         assert snap is not None
@@ -262,6 +253,6 @@ class FeaturesView(LiveView):
         self.picture.render(maps, a["input"], layer, weights, str(k["node"][0]) if k is not None else "")
         self.drawn_maps, self.drawn_kernels = len(maps), 0 if weights is None else len(weights)
         dead = int((np.abs(maps).reshape(len(maps), -1).max(axis=1) == 0).sum())
-        self.caption.setText(f"test image {sample} (label {self.name(int(a['label'][0]))}) through {layer}: "
+        self.caption.setText(f"test image {sample} (label {self.class_name(int(a['label'][0]))}) through {layer}: "
                              f"{len(maps)} maps" + (f", {dead} all zero" if dead else "")
                              + ". Blue +, orange −. Click an image in Samples to see another.")

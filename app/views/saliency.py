@@ -131,7 +131,6 @@ class SaliencyView(LiveView):
         layout.addLayout(row)
         layout.addWidget(self.caption)
         layout.addWidget(self.picture, 1)
-        self._classes: tuple[str, ...] = ()
         for box in (self.method, self.layer, self.target):
             box.currentIndexChanged.connect(self._ask)
         self.overlay.toggled.connect(self.redraw)
@@ -141,10 +140,9 @@ class SaliencyView(LiveView):
         return {"overlay": self.overlay}
 
     def on_run(self, run: RunInfo) -> None:
-        self._classes = tuple(run.data.meta.get("classes", ()))
-        convs = conv_layers_of(run)
+        convs = run.image_layers()
         for box, items in ((self.layer, [(n, n) for n in convs]),
-                           (self.target, [("predicted", None), *[(c, k) for k, c in enumerate(self._classes)]])):
+                           (self.target, [("predicted", None), *[(c, k) for k, c in enumerate(run.classes)]])):
             keep = box.currentData()
             box.blockSignals(True)
             box.clear()
@@ -167,8 +165,6 @@ class SaliencyView(LiveView):
         self.layer.setEnabled(self.method.currentData() == "gradcam")
         self.controller.ask_probe("saliency", self.request())
 
-    def name(self, k: int) -> str:
-        return self._classes[k] if 0 <= k < len(self._classes) else str(k)
 
     def draw(self, snap: Snapshot | None) -> None:
         assert snap is not None
@@ -181,11 +177,6 @@ class SaliencyView(LiveView):
         titles = [f"{method} over the image"] if overlay else ["image", method]
         self.picture.show_pictures([rgb_image(p) for p in pictures(image, attribution, overlay)], titles, top)
         verdict = "right" if label == pred else "wrong"
-        self.caption.setText(f"test image {row}: label {self.name(label)}, predicted {self.name(pred)} ({verdict}); "
-                             f"explaining class {self.name(target)}. Click an image in Samples to explain it.")
-
-
-def conv_layers_of(run: RunInfo) -> list[str]:
-    """The run's layers with an image output (Grad-CAM's choices)."""
-    return [n for n in run.order if len(run.nodes[n].shape) == 3 and run.nodes[n].op != "input"]
+        self.caption.setText(f"test image {row}: label {self.class_name(label)}, predicted {self.class_name(pred)} ({verdict}); "
+                             f"explaining class {self.class_name(target)}. Click an image in Samples to explain it.")
 

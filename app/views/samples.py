@@ -125,7 +125,6 @@ class SamplesView(LiveView):
         layout.addLayout(top)
         layout.addWidget(scroll, 1)
         self._images: list[QImage] = []
-        self._classes: tuple[str, ...] = ()
         self._last: dict[str, np.ndarray] = {}
         controller.sample_changed.connect(self.redraw)
 
@@ -135,7 +134,6 @@ class SamplesView(LiveView):
     def on_run(self, run: RunInfo) -> None:
         meta = run.data.meta
         self._images = [to_qimage(g) for g in grey_images(np.asarray(meta.get("raw_test", np.zeros((0, 1, 1, 1)))))]
-        self._classes = tuple(meta.get("classes", ()))
 
     def frame_key(self, snap: Snapshot | None) -> Hashable:
         c = self.controller
@@ -151,15 +149,13 @@ class SamplesView(LiveView):
             keep &= (p["label"] == cell[0]) & (p["prediction"] == cell[1])
         return np.flatnonzero(keep)
 
-    def name(self, k: int) -> str:
-        return self._classes[k] if 0 <= k < len(self._classes) else str(k)
 
     def describe(self, index: int) -> str:
         p = self._last
         if not p:
             return ""
-        return (f"test image {index}: label {self.name(int(p['label'][index]))}, predicted "
-                f"{self.name(int(p['prediction'][index]))} ({p['confidence'][index]:.0%}); click to explain it")
+        return (f"test image {index}: label {self.class_name(int(p['label'][index]))}, predicted "
+                f"{self.class_name(int(p['prediction'][index]))} ({p['confidence'][index]:.0%}); click to explain it")
 
     def draw(self, snap: Snapshot | None) -> None:
         assert snap is not None
@@ -169,12 +165,12 @@ class SamplesView(LiveView):
         shown = rows[:MAX_SHOWN]
         self.grid.rows = shown
         wrong = p["label"][shown] != p["prediction"][shown]
-        captions = [f"{self.name(int(p['prediction'][i]))} · {p['confidence'][i]:.0%}" for i in shown.tolist()]
+        captions = [f"{self.class_name(int(p['prediction'][i]))} · {p['confidence'][i]:.0%}" for i in shown.tolist()]
         self.grid.render([self._images[i] for i in shown.tolist()], captions, wrong)
         n, errors = len(p["label"]), int((p["label"] != p["prediction"]).sum())
         cell = self.controller.sample_filter
         self.clear_filter.setVisible(cell is not None)
-        where = "" if cell is None else f" · true {self.name(cell[0])}, predicted {self.name(cell[1])}"
+        where = "" if cell is None else f" · true {self.class_name(cell[0])}, predicted {self.class_name(cell[1])}"
         more = f" (the first {MAX_SHOWN} shown)" if len(rows) > MAX_SHOWN else ""
         self.summary.setText(f"{len(rows)} of {n} test images{where}{more} · {n - errors} right, {errors} wrong "
                              f"({(n - errors) / max(n, 1):.1%} accuracy)")
