@@ -59,6 +59,11 @@ class RunInfo:
         """The classes' names where the data set has them (image sets), else ()."""
         return tuple(self.data.meta.get("classes", ()))
 
+    @property
+    def has_validation(self) -> bool:
+        """Whether the data keeps a validation set apart (image sets), which early stopping then watches."""
+        return self.data.y_val is not None and len(self.data.y_val) > 0
+
     def class_name(self, k: int) -> str:
         names = self.classes
         return names[k] if 0 <= k < len(names) else str(k)

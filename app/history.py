@@ -121,7 +121,7 @@ class RunHistory:
 
     def csv_rows(self) -> list[list[str]]:
         """Per-epoch history as CSV rows, header first."""
-        rows = [["epoch", "train_loss", "test_loss", "train_accuracy", "test_accuracy"]]
+        rows = [["epoch", *(k.removeprefix("epoch_") for k in EPOCH_KEYS)]]
         cols = [self.epochs[k].view() for k in EPOCH_KEYS]
         first = self.epochs["epoch_train_loss"].start
         for i in range(len(cols[0])):

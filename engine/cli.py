@@ -267,7 +267,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             bar.close()
     if not args.quiet:
         acc = f", test accuracy {final['test_accuracy']:.1%}" if "test_accuracy" in final else ""
-        print(f"epoch {trainer.epoch}, step {trainer.step}: train loss {final['train_loss']:.4g}, "
+        val = f"validation loss {final['val_loss']:.4g}, " if "val_loss" in final else ""
+        print(f"epoch {trainer.epoch}, step {trainer.step}: train loss {final['train_loss']:.4g}, {val}"
               f"test loss {final['test_loss']:.4g}{acc} ({wall:.1f} s)")
     if trainer.status in ("diverged", "early_stopped"):
         print(trainer.message, file=sys.stderr)
@@ -287,7 +288,13 @@ def _write_metrics(path: Path, trainer: Any, final: dict[str, float], wall: floa
     if "test_accuracy" in final:
         data["train_accuracy"] = _finite(final["train_accuracy"])
         data["test_accuracy"] = _finite(final["test_accuracy"])
-    data["history"] = {k: [_finite(v) for v in h[k]] for k in ("step_loss", "epoch_train_loss", "epoch_test_loss")}
+    keys = ["step_loss", "epoch_train_loss", "epoch_test_loss"]
+    if "val_loss" in final:  # image sets keep a validation set apart
+        data["val_loss"] = _finite(final["val_loss"])
+        keys.append("epoch_val_loss")
+        if "val_accuracy" in final:
+            data["val_accuracy"] = _finite(final["val_accuracy"])
+    data["history"] = {k: [_finite(v) for v in h[k]] for k in keys}
     text = json.dumps(data, allow_nan=False).encode()
     atomic_write(path, lambda f: f.write(text))
 

@@ -34,7 +34,7 @@ from .fit import RNG_STATE, Reference, check_optimizer, check_rng, check_tensors
 from .schema import validate_strict
 from .spec import SessionSpec, spec_to_dict
 from .train.checkpoint import Checkpoint
-from .train.history import BUCKET, FOLDED, HISTORY_KEYS
+from .train.history import BUCKET, FOLDED, HISTORY_KEYS, OPTIONAL_KEYS
 
 SESSION_FORMAT = 1
 MANIFEST = "manifest.json"
@@ -393,7 +393,7 @@ def _member_caps(ref: Reference, state: RunState) -> dict[str, int]:
         "weights.safetensors": weights, "best_weights.safetensors": weights,
         "optimizer.safetensors": ref.state_bytes() + slack + 256 * len(ref.state),
         "rng.safetensors": 2 * RNG_STATE.numel() + 8 * ref.n_train + slack,
-        "history.safetensors": 8 * (state.step + 4 * state.epoch) + 5 * slack,
+        "history.safetensors": 8 * (state.step + (len(HISTORY_KEYS) - 1) * state.epoch) + len(HISTORY_KEYS) * slack,
     }
 
 
@@ -408,11 +408,17 @@ def _history(name: str, state: RunState, stored: dict[str, torch.Tensor]) -> dic
     """Each series: its exact values and, for a long run, its folded (min, max) pairs; lengths add up to the
     run's steps (step_loss) or epochs (the rest)."""
     allowed = {*HISTORY_KEYS, *(k + FOLDED for k in HISTORY_KEYS)}
-    if not set(HISTORY_KEYS) <= set(stored) <= allowed:
-        raise SessionFileError(name, f"member history.safetensors must hold {', '.join(HISTORY_KEYS)} (and their "
+    required = [k for k in HISTORY_KEYS if k not in OPTIONAL_KEYS]
+    if not set(required) <= set(stored) <= allowed:
+        raise SessionFileError(name, f"member history.safetensors must hold {', '.join(required)} (and their "
                                      f"{FOLDED} parts)")
     out = {}
     for key in HISTORY_KEYS:
+        if key in OPTIONAL_KEYS and key not in stored:
+            if key + FOLDED in stored:
+                raise SessionFileError(name, f"member history.safetensors: {key + FOLDED} without {key}")
+            out[key] = np.full(state.epoch, np.nan)  # a file from before this series: its run had no such set
+            continue
         exact, folded = stored[key], stored.get(key + FOLDED, torch.zeros(0, dtype=torch.float64))
         want = state.step if key == "step_loss" else state.epoch
         for part, t in ((key, exact), (key + FOLDED, folded)):

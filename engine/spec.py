@@ -47,7 +47,8 @@ OptimizerSpec = tagged_union(tuple(o.spec for o in OPTIMIZERS.values()))
 
 
 class EarlyStopping(Strict):
-    """Stop when the test loss has not improved by min_delta for `patience` epochs."""
+    """Stop when the validation loss (the test loss where the data has no validation set: the 2-D toys) has
+    not improved by min_delta for `patience` epochs."""
 
     patience: int = Field(10, ge=1, le=100_000)
     min_delta: float = Field(0.0, ge=0.0)

@@ -33,8 +33,8 @@ TOOLTIPS = {
     "total_epochs": "Epochs over which the cosine curve goes from the full learning rate to its minimum",
     "min_factor": "The smallest learning rate, as a fraction of the starting one",
     "warmup_epochs": "Epochs over which the learning rate rises linearly from 0",
-    "patience": "Epochs without improvement of the test loss before training stops",
-    "min_delta": "Smallest decrease of the test loss that counts as an improvement",
+    "patience": "Epochs without improvement of the validation loss (test loss for 2-D sets) before training stops",
+    "min_delta": "Smallest decrease of the validation (or test) loss that counts as an improvement",
 }
 WIDE = ("lr", "eps", "min_delta")  # fields whose values span decades: shown as 1e-08 or 0.003
 

@@ -95,11 +95,11 @@ class TrainingPanel(QWidget):
         self.clip.setKeyboardTracking(False)
         self.clip.setToolTip("Largest allowed global gradient norm")
         self.early_on = QCheckBox("Early stopping, patience")
-        self.early_on.setToolTip("Stop when the test loss has not improved for this many epochs")
+        self.early_on.setToolTip("Stop when the validation loss (test loss for 2-D sets) has not improved for this many epochs")
         self.patience = spin_for(EarlyStopping, "patience", 10)
         self.restore = QCheckBox("restore best")
         self.restore.setChecked(True)
-        self.restore.setToolTip("When stopping early, go back to the weights with the lowest test loss")
+        self.restore.setToolTip("When stopping early, go back to the weights with the lowest validation (or test) loss")
         self._early = EarlyStopping()  # the last early stopping shown: switching it back on restores min_delta
         for combo in (self.optimizer, self.schedule, self.loss):  # fit a narrow dock instead of clipping
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)

@@ -1,4 +1,4 @@
-"""Loss and accuracy curves: per-epoch train/test lines over every step's loss as a faint line."""
+"""Loss and accuracy curves: per-epoch train/validation/test lines over every step's loss as a faint line."""
 from __future__ import annotations
 
 import math
@@ -31,6 +31,7 @@ from .plotting import (
 
 TRAIN_PEN = pg.mkPen((8, 119, 189), width=2)
 TEST_PEN = pg.mkPen((245, 147, 34), width=2)
+VAL_PEN = pg.mkPen((76, 175, 80), width=2, style=Qt.PenStyle.DashLine)  # image sets' validation set
 # Opaque: grey at 27 % over white, pre-mixed (translucent pens over thousands of segments are what Qt draws
 # slowest).
 STEP_PEN = pg.mkPen((218, 218, 218), width=1)
@@ -69,7 +70,8 @@ class CurvesView(LiveView):
         self._xmax: float | None = None
         self._epochs_drawn: tuple[int, int, bool] = (-1, -1, False)
         self._ymax: float | None = None
-        self._spans = (RunningSpan(), RunningSpan(), RunningSpan())  # every step's, train and test losses
+        # every step's, train, test and validation losses
+        self._spans = (RunningSpan(), RunningSpan(), RunningSpan(), RunningSpan())
         # No legends over the curves: the numbers above them name the colours (a legend box hid the newest
         # epochs of a long run)
         self.step_curve = ColumnTrace(self.loss_plot, STEP_PEN)
@@ -79,6 +81,8 @@ class CurvesView(LiveView):
         self.test_curve = ColumnTrace(self.loss_plot, TEST_PEN)
         self.train_acc = ColumnTrace(self.acc_plot, TRAIN_PEN)
         self.test_acc = ColumnTrace(self.acc_plot, TEST_PEN)
+        self.val_curve = ColumnTrace(self.loss_plot, VAL_PEN)
+        self.val_acc = ColumnTrace(self.acc_plot, VAL_PEN)
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 0, 0, 90)))
         self.cursor.setVisible(False)
         self.loss_plot.addItem(self.cursor, ignoreBounds=True)
@@ -88,8 +92,9 @@ class CurvesView(LiveView):
         self.readout = QLabel("Hover over the curves to read an epoch's values")
         self.readout.setToolTip("Values at the epoch under the mouse")
         self.numbers = QLabel()
-        self.numbers.setToolTip("The last finished epoch's loss (and accuracy: train / test) on the training and "
-                                "the test data; grey is every minibatch step's loss")
+        self.numbers.setToolTip("The last finished epoch's loss (and accuracy) on the training, validation (image "
+                                "sets: early stopping watches it) and test data; grey is every minibatch step's "
+                                "loss")
         self.numbers.setTextFormat(Qt.TextFormat.RichText)
         # its text changes every epoch: never let that resize the dock (and every view beside it)
         self.numbers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -135,11 +140,15 @@ class CurvesView(LiveView):
         classify = self.controller.run_info.task == "classification"
         self.acc_plot.setVisible(classify)
         per_epoch = math.ceil(self._xmax / columns)
+        val = self.controller.run_info.has_validation
         for trace, key in ((self.train_curve, "epoch_train_loss"), (self.test_curve, "epoch_test_loss"),
-                           (self.train_acc, "epoch_train_accuracy"), (self.test_acc, "epoch_test_accuracy")):
-            if classify or "loss" in key:
+                           (self.train_acc, "epoch_train_accuracy"), (self.test_acc, "epoch_test_accuracy"),
+                           (self.val_curve, "epoch_val_loss"), (self.val_acc, "epoch_val_accuracy")):
+            if (classify or "loss" in key) and (val or "_val_" not in key):
                 b = h.epochs[key]
                 trace.show(b.start, b.view(), 1.0, 1.0, per_epoch, log=log and "loss" in key)
+            elif trace.start != -1:
+                trace.clear()  # a set this run lacks (validation after an image run): nothing left drawn
         self._show_numbers(h, classify)
 
     def _update_ranges(self, h: RunHistory) -> None:
@@ -148,7 +157,7 @@ class CurvesView(LiveView):
         self._xmax = grow(self._xmax, max(1.0, h.step_loss.total / h.steps_per_epoch))
         spans = [span.update(h.run_id, b.start, b.view()) for span, b in (
             (self._spans[0], h.step_loss), (self._spans[1], h.epochs["epoch_train_loss"]),
-            (self._spans[2], h.epochs["epoch_test_loss"]))]
+            (self._spans[2], h.epochs["epoch_test_loss"]), (self._spans[3], h.epochs["epoch_val_loss"]))]
         curves = (np.array([v for span in spans for v in span]),)
         if self.log_y.isChecked():
             y = log_range(finite_min(*curves), finite_max(*curves))
@@ -160,17 +169,19 @@ class CurvesView(LiveView):
     def _show_numbers(self, h: RunHistory, classify: bool) -> None:
         """The latest epoch's losses (and accuracies) as numbers above the plots, as TensorFlow Playground shows
         them (a curve's end is hard to read to three digits); their names in the curves' colours are the key."""
-        if h.n_epochs == 0:
-            tr = te = "–"
-            acc = ""
-        else:
-            e = {k: float(b.view()[-1]) for k, b in h.epochs.items()}
-            tr, te = loss_text(e["epoch_train_loss"]), loss_text(e["epoch_test_loss"])
-            acc = (f" · accuracy <b>{e['epoch_train_accuracy']:.1%}</b> / <b>{e['epoch_test_accuracy']:.1%}</b>"
-                   if classify else "")
-        text = (f"<span style='color:{TRAIN_PEN.color().name()}'>━ Train</span> loss <b>{tr}</b> · "
-                f"<span style='color:{TEST_PEN.color().name()}'>━ Test</span> loss <b>{te}</b>{acc} · "
-                f"<span style='color:#a0a0a0'>━ each step</span>")
+        sets = [("train", "Train", "━", TRAIN_PEN), ("test", "Test", "━", TEST_PEN)]
+        if self.controller.run_info.has_validation:
+            sets.insert(1, ("val", "Validation", "╍", VAL_PEN))
+        parts = []
+        for key, title, line, pen in sets:
+            if h.n_epochs == 0:
+                loss, acc = "–", ""
+            else:
+                loss = loss_text(float(h.epochs[f"epoch_{key}_loss"].view()[-1]))
+                acc = f", <b>{float(h.epochs[f'epoch_{key}_accuracy'].view()[-1]):.1%}</b>" if classify else ""
+            parts.append(f"<span style='color:{pen.color().name()}'>{line} {title}</span> <b>{loss}</b>{acc}")
+        text = " · ".join(parts) + " <span style='color:#a0a0a0'>(loss" + (", accuracy" if classify else "") + \
+            ")</span> · <span style='color:#a0a0a0'>━ each step</span>"
         if text != self.numbers.text():
             self.numbers.setText(text)
 
@@ -185,11 +196,11 @@ class CurvesView(LiveView):
         if epoch < first:
             return "No exact value kept for that epoch (a long run keeps its oldest epochs as ranges)"
         i = epoch - first
-        text = (f"epoch {epoch}: train loss {e['epoch_train_loss'].view()[i]:.4g}, "
-                f"test loss {e['epoch_test_loss'].view()[i]:.4g}")
-        acc = e["epoch_train_accuracy"].view()[i]
-        if np.isfinite(acc):
-            text += f", train accuracy {acc:.1%}, test accuracy {e['epoch_test_accuracy'].view()[i]:.1%}"
+        sets = ["train", "val", "test"] if self.controller.run_info.has_validation else ["train", "test"]
+        names = {"train": "train", "val": "validation", "test": "test"}
+        text = f"epoch {epoch}: " + ", ".join(f"{names[k]} loss {e[f'epoch_{k}_loss'].view()[i]:.4g}" for k in sets)
+        if np.isfinite(e["epoch_train_accuracy"].view()[i]):
+            text += ", " + ", ".join(f"{names[k]} accuracy {e[f'epoch_{k}_accuracy'].view()[i]:.1%}" for k in sets)
         return text
 
     @Slot(object)

@@ -36,6 +36,9 @@ class Images(Strict):
                                      "scikit-learn ships)")
     noise: float = Field(0.0, ge=0.0, le=50.0, description="Gaussian pixel noise in percent of full brightness")
     train_fraction: float = Field(0.7, ge=0.1, le=0.9, description="share of images used for training")
+    validation_fraction: float = Field(0.1, ge=0.0, le=0.4,
+                                       description="share of images held out to choose when to stop (early "
+                                                   "stopping watches their loss); the rest are the test set")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
@@ -45,6 +48,9 @@ class Images(Strict):
                 object.__setattr__(self, "samples", N_DIGITS)
             elif self.samples > N_DIGITS:
                 raise ValueError(f"samples: scikit-learn ships {N_DIGITS:,} digits, not {self.samples:,}")
+        if self.train_fraction + self.validation_fraction > 0.95 + 1e-9:
+            raise ValueError(f"validation_fraction: training ({self.train_fraction:g}) and validation "
+                             f"({self.validation_fraction:g}) leave no test set; together they may be at most 0.95")
         return self
 
     @property
@@ -98,11 +104,20 @@ def preprocess(raw: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray
     return np.ascontiguousarray((raw - mean[None, :, None, None]) / std[None, :, None, None], dtype=np.float32)
 
 
+def split_sizes(spec: Images) -> tuple[int, int, int]:
+    """(train, validation, test) image counts."""
+    n_train = int(spec.samples * spec.train_fraction)
+    n_val = int(spec.samples * spec.validation_fraction)
+    return n_train, n_val, spec.samples - n_train - n_val
+
+
 def make(spec: Images) -> Dataset:
-    """Generate or load, split, standardise: same spec and seed, same arrays, bit for bit."""
+    """Generate or load, split into train / validation / test, standardise: same spec and seed, same arrays,
+    bit for bit."""
     images, labels, extras = raw_images(spec)
-    split = int(len(images) * spec.train_fraction)
-    train = images[:split]
+    n_train, n_val, _ = split_sizes(spec)
+    split = n_train + n_val
+    train = images[:n_train]
     mean = train.mean(axis=(0, 2, 3)).astype(np.float32)
     std = np.maximum(train.std(axis=(0, 2, 3)), 1e-6).astype(np.float32)
     meta: dict[str, object] = {"mean": mean, "std": std, "classes": class_names(spec),
@@ -111,8 +126,9 @@ def make(spec: Images) -> Dataset:
         meta[key + "_test"] = np.asarray(value[split:])
     if "patch_box_test" in meta:
         meta["patch_box"] = extras["patch_box"][0]
+    val = {"x_val": preprocess(images[n_train:split], mean, std), "y_val": labels[n_train:split]} if n_val else {}
     return Dataset(spec=spec, x_train=preprocess(train, mean, std), x_test=preprocess(images[split:], mean, std),
-                   y_train=labels[:split], y_test=labels[split:], meta=meta)
+                   y_train=labels[:n_train], y_test=labels[split:], meta=meta, **val)
 
 
 def thumbnail(spec: Images, size: int) -> np.ndarray:

@@ -30,7 +30,8 @@ class DatasetSpecLike(Protocol):
 
 @dataclass(frozen=True)
 class Dataset:
-    """Generated data, already split. ``points_*`` are raw 2-D positions, for families that have an input plane."""
+    """Generated data, already split (train / test, and validation where the family has one). ``points_*`` are
+    raw 2-D positions, for families that have an input plane."""
 
     spec: Any
     x_train: np.ndarray  # (N, *input_shape) float32
@@ -39,6 +40,8 @@ class Dataset:
     y_test: np.ndarray
     points_train: np.ndarray | None = None  # (N, 2) float32
     points_test: np.ndarray | None = None
+    x_val: np.ndarray | None = None  # a validation set, for families that split one off (images): it picks
+    y_val: np.ndarray | None = None  # the epoch early stopping keeps, so the test set stays unseen
     meta: Mapping[str, Any] = field(default_factory=dict)  # a family's extras (images: mean, std, boxes, ...)
 
 

@@ -1,4 +1,4 @@
-"""Regularization: L1/L2 penalties added to the loss and early stopping on the test loss."""
+"""Regularization: L1/L2 penalties added to the loss and early stopping on the validation (or test) loss."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ def penalty(weights: list[torch.Tensor], l1: float, l2: float) -> torch.Tensor |
 
 @dataclass
 class EarlyStopper:
-    """Tracks the best test loss; says when `patience` epochs passed without a min_delta improvement."""
+    """Tracks the best validation (or test) loss; says when `patience` epochs passed without a min_delta improvement."""
 
     best: float = float("inf")
     best_epoch: int = 0

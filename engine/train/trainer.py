@@ -61,8 +61,15 @@ class Trainer:
         self.t_test = self.head.targets(self.data.y_test, dev)
         self.y_train = torch.from_numpy(self.data.y_train).to(dev)
         self.y_test = torch.from_numpy(self.data.y_test).to(dev)
-        self.x_all = torch.cat([self.x_train, self.x_test])  # evaluation scores both sets in one pass
-        self.y_all = torch.cat([self.y_train, self.y_test])
+        # Evaluation scores every set in one pass: train, validation (image sets split one off), test.
+        self.n_val = 0 if self.data.y_val is None else len(self.data.y_val)
+        if self.n_val:
+            self.x_val = torch.from_numpy(self.data.x_val).to(dev)
+            self.t_val = self.head.targets(self.data.y_val, dev)
+            y_val = torch.from_numpy(self.data.y_val).to(dev)
+        parts = [(self.x_train, self.y_train), *([(self.x_val, y_val)] if self.n_val else []), (self.x_test, self.y_test)]
+        self.x_all = torch.cat([x for x, _ in parts])
+        self.y_all = torch.cat([y for _, y in parts])
         self.applicable_probes = applicable(self.info, spec.dataset)
         self._wanted = set(self.applicable_probes) if probes is True else set(probes or ())
         self._commands: queue.SimpleQueue[Configure | EditWeight] = queue.SimpleQueue()
@@ -261,21 +268,31 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Full-set train and test loss (and accuracy) in eval mode, from one forward pass."""
+        """Full-set train, validation (where the data has one) and test loss, and accuracy, in eval mode, from
+        one forward pass."""
         rows = max(EVAL_MIN_ROWS, EVAL_CHUNK_BYTES // max(self.x_all[0].numel() * self.x_all.element_size(), 1))
         with self.model.evaluating():
             if len(self.x_all) <= rows:
                 z = self.model(self.x_all)
             else:  # images: chunks that stay in cache run a full-set pass ~1.8× faster than one big batch
                 z = torch.cat([self.model(self.x_all[i:i + rows]) for i in range(0, len(self.x_all), rows)])
-        n = self.n_train
+        n, v = self.n_train, self.n_train + self.n_val
         out = {"train_loss": self.head.loss(z[:n], self.t_train).item(),
-               "test_loss": self.head.loss(z[n:], self.t_test).item()}
+               "test_loss": self.head.loss(z[v:], self.t_test).item()}
+        if self.n_val:
+            out["val_loss"] = self.head.loss(z[n:v], self.t_val).item()
         if self.head.task == "classification":
             correct = self.head.correct(z, self.y_all).float()
             out["train_accuracy"] = correct[:n].mean().item()
-            out["test_accuracy"] = correct[n:].mean().item()
+            out["test_accuracy"] = correct[v:].mean().item()
+            if self.n_val:
+                out["val_accuracy"] = correct[n:v].mean().item()
         return out
+
+    @property
+    def watched(self) -> str:
+        """The set early stopping watches: validation where the data has one, else test (2-D toys)."""
+        return "validation" if self.n_val else "test"
 
     def _end_epoch(self) -> bool:
         m = self.evaluate()
@@ -285,12 +302,12 @@ class Trainer:
         rule = self.spec.regularization.early_stopping
         if rule is None:
             return True
-        improved, stop = self.early.update(rule, m["test_loss"], self.epoch)
+        improved, stop = self.early.update(rule, m["val_loss" if self.n_val else "test_loss"], self.epoch)
         if improved and rule.restore_best:
             self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if stop:
             self.status = "early_stopped"
-            self.message = (f"stopped early at epoch {self.epoch}: test loss has not improved for {rule.patience} "
+            self.message = (f"stopped early at epoch {self.epoch}: {self.watched} loss has not improved for {rule.patience} "
                             f"epochs (best {self.early.best:.4g} at epoch {self.early.best_epoch})")
             if rule.restore_best and self.best_weights is not None:
                 self.model.load_state_dict(self.best_weights)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
 
+from engine.presets import load_preset
+from engine.session import Session
 from tests.app.helpers import train_epochs
 
 
@@ -143,3 +145,21 @@ def test_switching_to_fewer_classes_drops_a_confusion_filter_they_lack(open_wind
     w.data_panel.editor.buttons["shapes"].click()
     qtbot.waitUntil(lambda: c.spec.dataset.name == "shapes")
     assert c.sample_filter is None and c.trainer.spec.dataset.n_classes == 4
+
+
+def test_an_image_run_draws_its_validation_curves_and_a_2d_run_none(open_window, qtbot):
+    w = open_window("digits-mlp")
+    train_epochs(qtbot, w, 2)
+    h, curves = w.controller.history, w.curves
+    np.testing.assert_array_equal(curves.val_curve.xy()[1], h.epochs["epoch_val_loss"].view())
+    np.testing.assert_array_equal(curves.val_acc.xy()[1], h.epochs["epoch_val_accuracy"].view())
+    assert np.isfinite(h.epochs["epoch_val_loss"].view()).all()
+    numbers = curves.numbers.text()
+    assert "Validation" in numbers and f"{h.epochs['epoch_val_accuracy'].view()[-1]:.1%}" in numbers
+    text = curves.values_at(1)
+    assert text.startswith("epoch 1: train loss") and "validation loss" in text and "validation accuracy" in text
+    w.controller.pause()
+    w.files.show_session(Session(load_preset("xor"), None, {}), None, "xor")  # a 2-D set: no validation
+    train_epochs(qtbot, w, 1)
+    assert len(curves.val_curve.xy()[1]) == 0 and len(curves.val_acc.xy()[1]) == 0
+    assert "Validation" not in curves.numbers.text() and "validation" not in curves.values_at(1)

@@ -67,7 +67,7 @@ def test_digits_cnn_shows_the_images_editor(qtbot):
     assert editor.split.value() == 70 and editor.split_label.text() == "70 %"
     assert editor.seed.value() == 0
     # The batch size goes where toy2d's convention puts it: after the count, above the seed.
-    assert rows(editor.form) == ["family", "", "noise", "train share", "images", "batch size", "seed"]
+    assert rows(editor.form) == ["family", "", "noise", "train share", "validation", "images", "batch size", "seed"]
     assert panel.batch.value() == 32
     assert all(w.isVisible() for w in (*editor.buttons.values(), editor.noise, editor.samples, editor.seed))
     assert emitted == []  # showing a spec emits nothing
@@ -173,3 +173,20 @@ def test_picture(qtbot, tmp_path):
     picture = panel.grab()
     assert not picture.isNull() and picture.save(str(tmp_path / "images_editor.png"))
     picture.save("/tmp/images_editor.png")  # to look at
+
+
+def test_the_validation_share_has_its_slider_and_always_leaves_a_test_set(qtbot):
+    panel, emitted = shown_panel(qtbot, load_preset("digits-cnn"))
+    editor = panel.editor
+    assert editor.val.value() == 10 and editor.val_label.text() == "10 %"
+    editor.val.setValue(20)
+    assert emitted[-1].dataset.validation_fraction == pytest.approx(0.2)
+    assert emitted[-1].dataset.train_fraction == pytest.approx(0.7) and editor.val_label.text() == "20 %"
+    panel.set_spec(emitted[-1])
+    editor.split.setValue(90)  # 90 % training: validation gives way so that 5 % stay for the test
+    assert emitted[-1].dataset.train_fraction == pytest.approx(0.9)
+    assert emitted[-1].dataset.validation_fraction == pytest.approx(0.05)
+    panel.set_spec(emitted[-1])
+    editor.val.setValue(40)  # and training gives way to a larger validation share
+    d = emitted[-1].dataset
+    assert d.validation_fraction == pytest.approx(0.4) and d.train_fraction == pytest.approx(0.55)

@@ -45,7 +45,7 @@ def test_a_long_run_saves_and_resumes_with_its_folded_history(monkeypatch, tmp_p
     save_session(tmp_path / "long.dlp", tr.spec, tr.checkpoint())
     s = load_session(tmp_path / "long.dlp")
     for k, v in arrays.items():
-        assert np.array_equal(s.checkpoint.history[k], v), k
+        assert np.array_equal(s.checkpoint.history[k], v, equal_nan=True), k
     again = Trainer(s.spec, probes=False, checkpoint=s.checkpoint)
     for _ in again.run(steps=10, snapshot_every=1e9):
         pass

@@ -21,7 +21,9 @@ from engine.session import load_session
 
 def test_digits_are_sklearns_standardised_on_the_training_set():
     data = make_dataset(Images(name="digits"))
-    assert data.x_train.shape[1:] == (1, 8, 8) and len(data.x_train) + len(data.x_test) == 1797
+    assert data.x_train.shape[1:] == (1, 8, 8) and len(data.x_train) + len(data.x_val) + len(data.x_test) == 1797
+    assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (1257, 179, 361)  # 70 / 10 / 20 %
+    assert len(data.y_val) == len(data.x_val) and set(np.unique(data.y_val)) == set(range(10))
     assert data.x_train.dtype == np.float32 and data.y_train.dtype == np.int64
     assert set(np.unique(data.y_test)) == set(range(10))
     assert abs(float(data.x_train.mean())) < 1e-5 and abs(float(data.x_train.std()) - 1.0) < 1e-3
@@ -32,6 +34,13 @@ def test_digits_are_sklearns_standardised_on_the_training_set():
     # the raw test images go through `preprocess` to the model's inputs, as a drawn digit will
     np.testing.assert_array_equal(preprocess(data.meta["raw_test"], data.meta["mean"], data.meta["std"]),
                                   data.x_test)
+
+
+def test_a_split_without_a_test_set_is_refused_by_field():
+    with pytest.raises(ValueError, match="validation_fraction: training .* leave no test set"):
+        Images(name="shapes", train_fraction=0.9, validation_fraction=0.1)
+    data = make_dataset(Images(name="shapes", samples=100, validation_fraction=0.0))
+    assert data.x_val is None and len(data.x_train) + len(data.x_test) == 100
 
 
 def test_digits_beyond_what_sklearn_ships_are_refused_by_field():

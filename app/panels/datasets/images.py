@@ -1,5 +1,5 @@
 """The images family's editor: a thumbnail per image set (drawn by the engine from the real data), noise, train
-share, number of images and the data seed. Moving between digits (10 classes) and shapes (4) fits the model's
+and validation shares, number of images and the data seed. Moving between digits (10 classes) and shapes (4) fits the model's
 head to the new class count."""
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (
     QAbstractButton,
     QButtonGroup,
     QHBoxLayout,
+    QLabel,
+    QSlider,
     QSpinBox,
     QToolButton,
     QWidget,
@@ -85,11 +87,12 @@ def fit_model(spec: SessionSpec, dataset: Images) -> SessionSpec:
 class ImagesEditor(SampledEditor):
     """Every edit emits a whole new spec; data changes reset the run (same seed)."""
 
-    batch_row = 4  # after the number of images, above the seed (toy2d: after the points, above Regenerate)
+    batch_row = 5  # after the number of images, above the seed (toy2d: after the points, above Regenerate)
 
     def __init__(self, family: DataFamily, parent: QWidget | None = None) -> None:
         super().__init__(family, "Gaussian noise added to every pixel, in percent of full brightness",
-                         "Share of the images used for training; the rest are the test set",
+                         "Share of the images used for training; the validation share is next, the rest are the "
+                         "test set",
                          f"Number of images, train and test together (digits: at most the {N_DIGITS:,} "
                          f"scikit-learn ships; shapes: up to {MAX_SHAPES:,})", parent)
         self.box.setToolTip(family.doc)
@@ -113,7 +116,15 @@ class ImagesEditor(SampledEditor):
             self.buttons[name] = b
             thumbs.addWidget(b)
         thumbs.addStretch(1)
-        for label in (self.noise_label, self.split_label):  # wide enough for "100 %": the sliders stay put
+        self.val = QSlider(Qt.Orientation.Horizontal)
+        self.val.setRange(0, 40)
+        self.val.setTracking(False)
+        self.val.setToolTip("Share of the images held out for validation: scored every epoch (the dashed curves) "
+                            "and watched by early stopping, so the test set stays unseen until you look at it")
+        self.val_label = QLabel()
+        self.val.sliderMoved.connect(self._on_slider_moved)
+        self.val.valueChanged.connect(self._on_val)
+        for label in (self.noise_label, self.split_label, self.val_label):  # wide enough for "100 %"
             label.setMinimumWidth(label.fontMetrics().horizontalAdvance("100 %"))
             label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.samples.setRange(MIN_SAMPLES, MAX_SHAPES)
@@ -127,12 +138,16 @@ class ImagesEditor(SampledEditor):
         form = self.form
         form.addRow(thumbs)
         self.add_sample_rows("images")
+        val_row = QHBoxLayout()
+        val_row.addWidget(self.val, 1)
+        val_row.addWidget(self.val_label)
+        form.insertRow(form.rowCount() - 1, "validation", val_row)  # under the train share, above the count
         form.addRow("seed", self.seed)
         self.group.buttonClicked.connect(self._on_dataset)
         self.seed.valueChanged.connect(self._on_seed)
 
     def _controls(self) -> list:
-        return [self.group, *self.buttons.values(), self.noise, self.split, self.samples, self.seed]
+        return [self.group, *self.buttons.values(), self.noise, self.split, self.val, self.samples, self.seed]
 
     def set_spec(self, spec: SessionSpec) -> None:
         super().set_spec(spec)
@@ -141,10 +156,32 @@ class ImagesEditor(SampledEditor):
             self.buttons[ds.name].setChecked(True)
             self.noise.setValue(round(ds.noise))
             self.split.setValue(round(ds.train_fraction * 100))
+            self.val.setValue(round(ds.validation_fraction * 100))
             self.samples.setMaximum(max_samples(ds.name))  # before the value: digits stop at 1,797
             self.samples.setValue(ds.samples)
             self.seed.setValue(min(ds.seed, MAX_SEED))
         self._on_slider_moved()
+
+    @Slot()
+    def _on_slider_moved(self) -> None:
+        super()._on_slider_moved()
+        self.val_label.setText(f"{self.val.sliderPosition()} %")
+
+    @Slot(int)
+    def _on_split(self, value: int) -> None:
+        """A train share that leaves under 5 % for the test set takes the room from validation."""
+        self._on_slider_moved()
+        if self.spec is not None:
+            val = min(self.spec.dataset.validation_fraction, round(0.95 - value / 100, 2))
+            self._edit(train_fraction=value / 100, validation_fraction=max(val, 0.0))
+
+    @Slot(int)
+    def _on_val(self, value: int) -> None:
+        """Validation takes its share from the test set; past 95 % with training it takes it from training."""
+        self._on_slider_moved()
+        if self.spec is not None:
+            train = min(self.spec.dataset.train_fraction, round(0.95 - value / 100, 2))
+            self._edit(train_fraction=train, validation_fraction=value / 100)
 
     @Slot(QAbstractButton)
     def _on_dataset(self, button: QAbstractButton) -> None:
