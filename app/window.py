@@ -381,6 +381,8 @@ class MainWindow(QMainWindow):
         ui = self.deck.ui_state()
         if (draft := self.editor.draft()) is not None:
             ui["editor_draft"] = draft
+        if self.controller.run_info.classes:  # image sets: the test image every view explains
+            ui["sample"] = self.controller.sample
         return ui
 
     def apply_ui(self, ui: Any) -> None:
@@ -389,6 +391,13 @@ class MainWindow(QMainWindow):
             log.warning("ignoring the session's view state: expected a mapping, got %s", type(ui).__name__)
             ui = {}
         self.deck.apply_ui(ui)
+        if "sample" in ui:
+            sample, n = ui["sample"], len(self.controller.run_info.data.y_test)
+            if isinstance(sample, int) and not isinstance(sample, bool) and 0 <= sample < n:
+                self.controller.select_sample(sample)
+            else:
+                log.warning("ignoring the session's selected image %r: this data has test images 0 to %d",
+                            sample, n - 1)
         if "editor_draft" in ui:
             self.editor.restore_draft(ui["editor_draft"])  # an invalid graph the user was still working on
 

@@ -123,6 +123,31 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    """Train a preset from its seed and write its weights (safetensors, with what it was trained from) where
+    blocks can start from them: assets/weights/PRESET.safetensors in this checkout unless --out says."""
+    import torch
+    from safetensors.torch import save as st_save
+
+    from .pretrained import SUFFIX, WEIGHTS_DIR
+    from .train.trainer import Trainer
+
+    spec = load_preset(args.preset)
+    trainer = Trainer(spec, probes=False)
+    for _ in trainer.run(epochs=args.epochs or spec.training.epochs, snapshot_every=1e9):
+        pass
+    m = trainer.evaluate()
+    state = {k: v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()}
+    meta = {"preset": args.preset, "epochs": str(trainer.epoch), "seed": str(spec.training.seed),
+            "test_accuracy": f"{m.get('test_accuracy', float('nan')):.4f}", "torch": torch.__version__}
+    data = st_save(state, metadata=meta)
+    path = Path(args.out) if args.out else Path(str(WEIGHTS_DIR)) / f"{args.preset}{SUFFIX}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: f.write(data))
+    print(f"{path}: {args.preset}, {trainer.epoch} epochs, test accuracy {meta['test_accuracy']}")
+    return EXIT_OK
+
+
 def cmd_ops(args: argparse.Namespace) -> int:
     for op in sorted(OPS.values(), key=lambda o: (o.family, o.name)):
         fields = ", ".join(op.params.model_fields)
@@ -325,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("file", help="a .dlp session, a spec JSON or a preset name")
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
     info.set_defaults(func=cmd_info)
+    pt = sub.add_parser("pretrain", help="train a preset and write its weights to assets/weights, for blocks "
+                                         "that start from trained weights (the transfer-learning preset)")
+    pt.add_argument("preset", help="a preset name (shapes-cnn)")
+    pt.add_argument("--epochs", type=int, help="epochs to train (default: the preset's own)")
+    pt.add_argument("--out", help="where to write (default: assets/weights/PRESET.safetensors)")
+    pt.set_defaults(func=cmd_pretrain)
     tr = sub.add_parser("train", help="train a preset, spec or session; a session with weights continues")
     tr.add_argument("source", help="a preset name, a spec JSON or a .dlp session")
     length = tr.add_mutually_exclusive_group()

@@ -205,6 +205,15 @@ class GraphModule(nn.Module):
         self.aux_layers = [self.layers[n] for n in info.order if OPS[info.nodes[n].op].aux_loss]  # a VAE's KL
         self._extra = [n for n in info.order if n != info.input_id and not info.nodes[n].inputs]
 
+    def train(self, mode: bool = True) -> GraphModule:
+        """Training mode, except for frozen blocks: they stay in eval mode, so a frozen batch norm keeps its
+        running statistics (and a frozen dropout stops dropping) and the block is exactly as it was."""
+        super().train(mode)
+        if mode:
+            for layer in getattr(self, "frozen", ()):
+                layer.eval()
+        return self
+
     @contextmanager
     def evaluating(self) -> Iterator[None]:
         """Eval mode for the block, restoring the previous mode after (a no-op without modal layers)."""
@@ -272,6 +281,7 @@ class GraphModule(nn.Module):
         params: list[torch.nn.Parameter] = []
         mults: list[float] = []
         seen: set[int] = set()
+        self.frozen = [self.layers[n.id] for n in model.nodes if n.frozen and n.id in self.layers]
         for node_id in self.info.order:
             node = nodes.get(node_id)
             frozen, mult = (node.frozen, node.lr_mult) if node is not None else (False, 1.0)

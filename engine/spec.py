@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from .datasets import FAMILIES
 from .errors import SpecError
 from .optimizers import OPTIMIZERS
+from .pretrained import pretrained_names
 from .schedules import Constant, ScheduleSpec
 from .schema import Strict, tagged_union
 
@@ -32,6 +33,17 @@ class Node(Strict):
     frozen: bool = Field(False, description="keep this block's weights as they are: the optimizer skips them")
     lr_mult: float = Field(1.0, ge=0.0, le=100.0,
                            description="this block learns at the learning rate times this (fine-tuning)")
+    pretrained: str | None = Field(None, description="start this block from the block of the same id in a "
+                                                     "trained network shipped with the app (e.g. shapes-cnn) "
+                                                     "instead of from random weights")
+
+    @field_validator("pretrained")
+    @classmethod
+    def _shipped(cls, v: str | None) -> str | None:
+        if v is not None and v not in pretrained_names():
+            raise ValueError(f"no trained network {v[:80]!r} ships with the app; there are: "
+                             f"{', '.join(pretrained_names()) or 'none'}")
+        return v
 
 
 class ModelSpec(Strict):

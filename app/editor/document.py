@@ -229,6 +229,17 @@ class EditorDocument(QObject):
         what = "freeze" if frozen else f"lr ×{lr_mult:g}"
         return self.edit(f"{what} {node_id}", change, merge_key=("training", node_id))
 
+    def set_pretrained(self, node_id: str, name: str | None) -> bool:
+        """Start a block from the same block of a shipped trained network (None: from random weights)."""
+        def change(d: dict[str, Any]) -> None:
+            for n in d["nodes"]:
+                if n["id"] == node_id:
+                    n.pop("pretrained", None)
+                    if name is not None:
+                        n["pretrained"] = name
+        what = f"start {node_id} from {name}" if name else f"start {node_id} from random weights"
+        return self.edit(what, change)
+
     def paste(self, nodes: list[dict[str, Any]], edges: list[list[str]], offset: tuple[float, float]) -> list[str]:
         """Add copies of blocks (fresh ids, shifted) and the wires between them."""
         taken = {n.id for n in self.model.nodes}
@@ -241,7 +252,8 @@ class EditorDocument(QObject):
         def change(d: dict[str, Any]) -> None:
             for n in nodes:
                 x, y = n.get("position") or (0.0, 0.0)
-                d["nodes"].append({**n, "id": rename[n["id"]], "position": [x + offset[0], y + offset[1]]})
+                copy = {k: v for k, v in n.items() if k != "pretrained"}  # a trained start belongs to its id
+                d["nodes"].append({**copy, "id": rename[n["id"]], "position": [x + offset[0], y + offset[1]]})
             d["edges"] += [[rename[s], rename[t]] for s, t in edges if s in rename and t in rename]
         self.edit(f"paste {len(nodes)} block{'s' if len(nodes) != 1 else ''}", change)
         return list(rename.values())

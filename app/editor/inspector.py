@@ -6,10 +6,20 @@ from typing import Any
 
 from pydantic import ValidationError
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.errors import format_pydantic
 from engine.ops import OPS, fmt_shape
+from engine.pretrained import describe, pretrained_names
 
 from ..panels.forms import SchemaField
 from .document import EditorDocument
@@ -45,12 +55,30 @@ class Inspector(QWidget):
         self.lr_mult.setSingleStep(0.1)
         self.lr_mult.setPrefix("lr × ")
         self.lr_mult.setToolTip("This block learns at the learning rate times this (1 = the same as the rest)")
+        self.start = QComboBox()
+        self.start.addItem("random weights", None)
+        for name in pretrained_names():
+            meta = describe(name)
+            self.start.addItem(f"trained {name}", name)
+            self.start.setItemData(self.start.count() - 1,
+                                   f"{name}'s block of the same id, as trained for {meta.get('epochs', '?')} epochs "
+                                   f"(test accuracy {meta.get('test_accuracy', '?')})", Qt.ItemDataRole.ToolTipRole)
+        self.start.setToolTip("What this block starts from at each run and reset: random weights, or the block of "
+                              "the same id in a trained network that ships with the app (transfer learning). "
+                              "Changing it starts the run over.")
         self.training_row = QWidget()
-        row = QHBoxLayout(self.training_row)
-        row.setContentsMargins(0, 0, 0, 0)
+        rows = QVBoxLayout(self.training_row)
+        rows.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
         row.addWidget(self.frozen)
         row.addWidget(self.lr_mult)
         row.addStretch(1)
+        start_row = QHBoxLayout()
+        start_row.addWidget(QLabel("start from"))
+        start_row.addWidget(self.start, 1)
+        rows.addLayout(row)
+        rows.addLayout(start_row)
+        self.start.activated.connect(self._on_start)
         self.frozen.toggled.connect(self._on_training)
         self.lr_mult.valueChanged.connect(self._on_training)
         col = QVBoxLayout(self)
@@ -72,17 +100,26 @@ class Inspector(QWidget):
         node = self.doc.node(self.node_id) if self.node_id else {}
         weighted = bool(self.node_id) and self.doc.diagnosis.counts.get(self.node_id, 0) > 0
         self.training_row.setVisible(weighted)
-        for w in (self.frozen, self.lr_mult):
+        for w in (self.frozen, self.lr_mult, self.start):
             w.blockSignals(True)
         self.frozen.setChecked(bool(node.get("frozen", False)))
         self.lr_mult.setValue(float(node.get("lr_mult", 1.0)))
-        for w in (self.frozen, self.lr_mult):
+        index = self.start.findData(node.get("pretrained"))
+        if index < 0:  # a name this app does not ship: shown, so that the user sees what the file asks for
+            self.start.addItem(f"trained {node.get('pretrained')} (not shipped)", node.get("pretrained"))
+            index = self.start.count() - 1
+        self.start.setCurrentIndex(index)
+        for w in (self.frozen, self.lr_mult, self.start):
             w.blockSignals(False)
         self.lr_mult.setEnabled(not self.frozen.isChecked())
 
     def _on_training(self, *_: Any) -> None:
         if self.node_id:
             self.doc.set_training(self.node_id, self.frozen.isChecked(), self.lr_mult.value())
+
+    def _on_start(self, index: int) -> None:
+        if self.node_id:
+            self.doc.set_pretrained(self.node_id, self.start.itemData(index))
 
     def refresh(self) -> None:
         self._show_training()

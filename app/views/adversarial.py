@@ -7,7 +7,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRect, Qt, Slot
 from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGraphicsItem,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine import Snapshot
 from engine.probes import ProbeRequest
@@ -179,6 +188,9 @@ class AdversarialView(LiveView):
     @Slot()
     def _ask(self) -> None:
         self.controller.ask_probe("adversarial", ProbeRequest(sample=self.controller.sample, eps=self.eps))
+
+    def choices(self) -> dict[str, QComboBox | QSlider]:
+        return {"eps": self.slider}
 
     def on_run(self, run: RunInfo) -> None:
         self.clear_history()

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import Slot
 from PySide6.QtGui import QHideEvent, QResizeEvent, QShowEvent
-from PySide6.QtWidgets import QCheckBox, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QSlider, QWidget
 
 from engine import Snapshot
 
@@ -31,6 +31,7 @@ class LiveView(QWidget):
         super().__init__(parent)
         self.controller = controller
         self.run: RunInfo | None = None  # the run drawn; `on_run` is called when it changes
+        self._pending: dict[str, Any] = {}  # saved choices waiting for the entries the next run brings
         self._drawn: Hashable = None  # the key of what is on screen
         controller.frame.connect(self._on_frame)
         controller.run_changed.connect(self._on_frame)
@@ -47,6 +48,12 @@ class LiveView(QWidget):
 
     def toggles(self) -> dict[str, QCheckBox]:
         """The view's own options, saved with the session under their keys (all off by default)."""
+        return {}
+
+    def choices(self) -> dict[str, QComboBox | QSlider]:
+        """The view's own settings that are not on/off (a method, a layer, a slider), saved with the session
+        under their keys: a combo box by its entry's data, a slider by its value. Missing ones keep their
+        defaults."""
         return {}
 
     def export(self, fmt: str, path: Path) -> None:
@@ -93,6 +100,9 @@ class LiveView(QWidget):
             self.run = c.run_info
             self._drawn = None
             self.on_run(self.run)
+            choices = self.choices()
+            for key, value in list(self._pending.items()):  # saved settings whose entries came with this run
+                self._apply_choice(key, choices[key], value, drawn=True)
         snap = c.snapshot
         if not self.ready(snap):
             return
@@ -130,7 +140,17 @@ class LiveView(QWidget):
 
     def ui_state(self) -> dict[str, Any]:
         """The view's options for the session file."""
-        return {key: box.isChecked() for key, box in self.toggles().items()}
+        state: dict[str, Any] = {key: box.isChecked() for key, box in self.toggles().items()}
+        for key, w in self.choices().items():
+            if key in self._pending:  # a saved setting this view has not shown yet: kept as the file had it
+                state[key] = self._pending[key]
+                continue
+            if isinstance(w, QComboBox) and w.count() == 0:
+                continue  # entries come with a run this view has not drawn
+            value = w.currentData() if isinstance(w, QComboBox) else w.value()
+            if value is None or isinstance(value, (str, int, float)):
+                state[key] = value
+        return state
 
     def apply_ui(self, ui: Any) -> None:
         """Take options from a session file; anything missing is off, anything malformed is logged and off."""
@@ -138,9 +158,12 @@ class LiveView(QWidget):
             log.warning("ignoring the %s view's saved options: expected a mapping, got %s", type(self).__name__,
                         type(ui).__name__)
             ui = {}
-        boxes = self.toggles()
-        for key in ui.keys() - boxes.keys():
+        boxes, choices = self.toggles(), self.choices()
+        for key in ui.keys() - boxes.keys() - choices.keys():
             log.warning("ignoring unknown option %r of the %s view", key, type(self).__name__)
+        for key, w in choices.items():
+            if key in ui:
+                self._apply_choice(key, w, ui[key])
         for key, box in boxes.items():
             value = ui.get(key, False)
             if not isinstance(value, bool):
@@ -148,3 +171,23 @@ class LiveView(QWidget):
                             type(self).__name__, value)
                 value = False
             box.setChecked(value)
+
+    def _apply_choice(self, key: str, w: QComboBox | QSlider, value: Any, drawn: bool = False) -> None:
+        """Take one saved setting. A combo box whose entries come with the run (layers, classes) may not have
+        them yet: the value waits until the view first draws the run (`drawn`), and is checked then."""
+        name = type(self).__name__
+        self._pending.pop(key, None)
+        if isinstance(w, QComboBox):
+            index = next((i for i in range(w.count()) if w.itemData(i) == value and
+                          type(w.itemData(i)) is type(value)), -1)  # True is not 1, "1" is not 1
+            if index >= 0:
+                w.setCurrentIndex(index)
+            elif not drawn and self.run is not self.controller.run_info and isinstance(value, (str, int)):
+                self._pending[key] = value
+            else:
+                log.warning("ignoring option %r of the %s view: %r is not one of its entries", key, name, value)
+        elif isinstance(value, int) and not isinstance(value, bool) and w.minimum() <= value <= w.maximum():
+            w.setValue(value)
+        else:
+            log.warning("ignoring option %r of the %s view: expected a whole number from %d to %d, got %r", key,
+                        name, w.minimum(), w.maximum(), value)

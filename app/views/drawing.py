@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVB
 
 from engine import Snapshot
 from engine.probes import ProbeRequest
+from engine.probes.images import drawing_shape
 
 from ..controller import Controller, RunInfo
 from .base import LiveView
@@ -193,7 +194,7 @@ class DrawView(LiveView):
         self._timer.timeout.connect(self._ask)
 
     def on_run(self, run: RunInfo) -> None:
-        shape = run.data.x_test.shape[1:]
+        shape = drawing_shape(run.data)  # the set's own picture size: 8×8 digits even when scaled up
         if len(shape) == 3:
             self.canvas.set_size(int(shape[1]), int(shape[2]))
         self.result.names = tuple(run.data.meta.get("classes", ()))
@@ -213,7 +214,8 @@ class DrawView(LiveView):
 
     @Slot()
     def _copy_sample(self) -> None:
-        raw = self.controller.run_info.data.meta.get("raw_test")
+        meta = self.controller.run_info.data.meta
+        raw = meta.get("native_test", meta.get("raw_test"))
         if raw is not None and len(raw):
             self.canvas.set_picture(np.asarray(raw)[self.controller.sample].mean(axis=0))
             self._ask()

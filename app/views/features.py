@@ -8,7 +8,7 @@ from collections.abc import Hashable
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt, Slot
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
 
 from engine import EngineError, SessionSpec, Snapshot
 from engine.check import check_spec
@@ -216,6 +216,9 @@ class FeaturesView(LiveView):
         self.drawn_kernels = 0
         self.layer.currentIndexChanged.connect(self._ask)
         controller.sample_changed.connect(self._ask)
+
+    def choices(self) -> dict[str, QComboBox | QSlider]:
+        return {"layer": self.layer}
 
     def on_run(self, run: RunInfo) -> None:
         layers = run.image_layers()

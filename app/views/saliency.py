@@ -7,7 +7,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRect, Qt, Slot
 from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine import Snapshot
 from engine.probes import ProbeRequest
@@ -138,6 +147,9 @@ class SaliencyView(LiveView):
 
     def toggles(self) -> dict[str, QCheckBox]:
         return {"overlay": self.overlay}
+
+    def choices(self) -> dict[str, QComboBox | QSlider]:
+        return {"method": self.method, "layer": self.layer, "target": self.target}
 
     def on_run(self, run: RunInfo) -> None:
         convs = run.image_layers()

@@ -2,6 +2,7 @@
 with a "clutter" variant that puts the same distractor patch in every image. Nothing is downloaded: the digits
 ship inside scikit-learn, the shapes come from a seeded generator (`shapes.py`).
 
+Digits can be scaled (``size``, bilinear) to the shapes' 28×28, so that a body trained on shapes fits them.
 Inputs are standardised per channel with the training set's mean and standard deviation; `Dataset.meta` keeps
 them (`mean`, `std`, each (C,)) so that anything fed to the model later (a digit drawn by hand) goes through
 exactly the same steps (`preprocess`). For shapes, `meta` also holds the test images' boxes and masks and the
@@ -39,10 +40,15 @@ class Images(Strict):
     validation_fraction: float = Field(0.1, ge=0.0, le=0.4,
                                        description="share of images held out to choose when to stop (early "
                                                    "stopping watches their loss); the rest are the test set")
+    size: int = Field(0, ge=0, le=64,
+                      description="side in pixels the digits are scaled to (bilinear); 0 keeps their own 8. At 28 "
+                                  "they match the shapes, so a body trained on shapes fits them")
     seed: int = Field(0, ge=0, le=2**32 - 1)
 
     @model_validator(mode="after")
     def _digits_size(self) -> Images:
+        if self.size and self.name != "digits" and self.size != SHAPES_SIZE:
+            raise ValueError(f"size: only the digits can be scaled; the shapes are drawn at {SHAPES_SIZE}")
         if self.name == "digits":
             if "samples" not in self.model_fields_set:  # all of them (frozen: set while being built)
                 object.__setattr__(self, "samples", N_DIGITS)
@@ -79,8 +85,33 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def native_side(spec: Images) -> int:
+    """The side the set's images come in: 8 for scikit-learn's digits, 28 for the generated shapes."""
+    return 8 if spec.name == "digits" else SHAPES_SIZE
+
+
+def side(spec: Images) -> int:
+    """The side the model sees: ``size`` where set, else the native one."""
+    return spec.size or native_side(spec)
+
+
+def rescale(images: np.ndarray, side: int) -> np.ndarray:
+    """(N, C, h, w) images in [0, 1] to (N, C, side, side): bilinear (antialiased when shrinking), as torch's
+    ``interpolate`` does it. The data pipeline and a drawing made at the native size both come through here."""
+    import torch
+    import torch.nn.functional as F
+
+    if images.shape[-1] == side and images.shape[-2] == side:
+        return images
+    t = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    out = F.interpolate(t, size=(side, side), mode="bilinear", align_corners=False,
+                        antialias=side < images.shape[-1])
+    return np.ascontiguousarray(out.clamp_(0.0, 1.0).numpy())
+
+
 def raw_images(spec: Images) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """(images (N, C, H, W) in [0, 1], labels (N,), per-image extras) in a seeded random order."""
+    """(images (N, C, H, W) in [0, 1] at the model's side, labels (N,), per-image extras) in a seeded random
+    order. Rescaled digits keep their own 8×8 pictures in the extras as ``native``."""
     rng = np.random.default_rng(spec.seed)
     if spec.name == "digits":
         images, labels = _digits()
@@ -88,7 +119,10 @@ def raw_images(spec: Images) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarr
         x = images[order]
         if spec.noise:
             x = np.clip(x + rng.normal(0.0, spec.noise / 100.0, x.shape).astype(np.float32), 0.0, 1.0)
-        return np.ascontiguousarray(x), labels[order].copy(), {}
+        x = np.ascontiguousarray(x)
+        if side(spec) != native_side(spec):
+            return rescale(x, side(spec)), labels[order].copy(), {"native": x}
+        return x, labels[order].copy(), {}
     from .shapes import make_shapes
 
     s = make_shapes(rng, spec.samples, SHAPES_SIZE, spec.noise / 100.0, clutter=spec.name == "shapes_clutter")
@@ -156,7 +190,7 @@ def variants() -> dict[str, Images]:
 
 
 def _input_shape(spec: Images) -> Shape:
-    return (1, 8, 8) if spec.name == "digits" else (1, SHAPES_SIZE, SHAPES_SIZE)
+    return (1, side(spec), side(spec))
 
 
 register(DataFamily(
@@ -164,5 +198,5 @@ register(DataFamily(
     doc="Handwritten digits (8×8, scikit-learn's bundled set) and generated shapes (28×28) to classify.",
     spec=Images, make=make, input_shape=_input_shape, tasks=frozenset({"classification"}),
     thumbnail=thumbnail, variants=variants,
-    presets=("digits-mlp", "digits-cnn", "shapes-cnn", "shapes-resnet", "shapes-clutter-cnn"),
+    presets=("digits-mlp", "digits-cnn", "shapes-cnn", "shapes-resnet", "shapes-clutter-cnn", "digits-transfer"),
 ))

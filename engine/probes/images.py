@@ -152,21 +152,24 @@ register(Probe("saliency", "attribution of test images' pixels to a class (gradi
 
 
 def drawing(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
-    """A picture someone drew (``pixels``: the model's input size, row by row, in [0, 1]; blank without one),
-    put through the data's own preprocessing: ``input`` (C, H, W) as drawn, ``model_input`` as the network
-    sees it, ``probabilities`` (K,) and the vanilla-gradient ``attribution`` (C, H, W) of the likeliest class."""
+    """A picture someone drew (``pixels``: the data's own picture size, row by row, in [0, 1]: the model's
+    input size, or 8×8 for digits scaled up; blank without one), put through the data's own preprocessing:
+    ``input`` (C, H, W) as the network's input size before standardising, ``model_input`` as the network sees
+    it, ``probabilities`` (K,) and the vanilla-gradient ``attribution`` (C, H, W) of the likeliest class."""
     from ..attribution import attribute
-    from ..datasets.images import preprocess
+    from ..datasets.images import preprocess, rescale
 
     meta = ctx.data.meta
     shape = ctx.data.x_test.shape[1:]
+    drawn = drawing_shape(ctx.data)
     if request.pixels is None:
         raw = np.zeros(shape, dtype=np.float32)
     else:
-        if len(request.pixels) != int(np.prod(shape)):
-            raise KeyError(f"a drawing for this network has {int(np.prod(shape))} pixels "
-                           f"({' × '.join(map(str, shape))}), not {len(request.pixels)}")
-        raw = np.clip(np.asarray(request.pixels, dtype=np.float32).reshape(shape), 0.0, 1.0)
+        if len(request.pixels) != int(np.prod(drawn)):
+            raise KeyError(f"a drawing for this network has {int(np.prod(drawn))} pixels "
+                           f"({' × '.join(map(str, drawn))}), not {len(request.pixels)}")
+        picture = np.clip(np.asarray(request.pixels, dtype=np.float32).reshape(drawn), 0.0, 1.0)
+        raw = rescale(picture[None], int(shape[-1]))[0]  # as the data's own pictures are scaled (or unchanged)
     x_np = preprocess(raw[None], np.asarray(meta["mean"]), np.asarray(meta["std"]))
     x = torch.from_numpy(x_np).to(ctx.x_train.device)
     model = ctx.model
@@ -175,6 +178,12 @@ def drawing(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
     target = probs.argmax().reshape(1)
     attribution = attribute(model, x, target, "gradient")[0]
     return {"input": raw, "model_input": x_np[0], "probabilities": own(probs), "attribution": own(attribution)}
+
+
+def drawing_shape(data: Any) -> tuple[int, ...]:
+    """The (C, H, W) a drawing is made at: the set's own picture size (8×8 for digits, even scaled up)."""
+    native = data.meta.get("native_test")
+    return tuple(native.shape[1:]) if native is not None else tuple(data.x_test.shape[1:])
 
 
 register(Probe("drawing", "a drawn picture's class probabilities and gradient saliency", _images, drawing,

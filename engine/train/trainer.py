@@ -20,6 +20,7 @@ from ..graph import GraphModule, same_architecture
 from ..head import Head
 from ..ops import BuildContext
 from ..optimizers import make_optimizer, set_lr, update_hyper
+from ..pretrained import apply_pretrained
 from ..probes import ProbeContext, ProbeRequest, ProbeResult, applicable
 from ..schedules import lr_factor
 from ..spec import ModelSpec, SessionSpec
@@ -87,9 +88,11 @@ class Trainer:
         self.shuffle_rng = torch.Generator().manual_seed(seed)
         with torch.random.fork_rng(devices=[]):  # seeded init that leaves the global RNG alone
             torch.manual_seed(seed)
-            self.model = GraphModule(self.info, BuildContext(generator=self.dropout_rng)).to(self.device)
-        self.model.train()
+            self.model = GraphModule(self.info, BuildContext(generator=self.dropout_rng))
+        self.pretrained = apply_pretrained(self.model, self.spec.model.nodes)  # blocks that start trained
+        self.model.to(self.device)
         self.params, self._lr_mults = self.model.trainable(self.spec.model)
+        self.model.train()
         self.decay_weights = [w for w in self.model.penalized_parameters() if w.requires_grad]  # not frozen ones
         self._finite = FiniteCheck(self.device)
         self._optimizer: torch.optim.Optimizer | None = None  # built on first use (see `optimizer`)

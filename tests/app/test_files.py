@@ -181,3 +181,29 @@ def test_launch_with_a_spec_json(open_window, tmp_path):
     spec.write_text((PRESET_DIR / "xor.json").read_text())
     w = open_window(str(spec))
     assert w.controller.spec.dataset.name == "xor" and w.files.path is None
+
+
+def test_an_image_session_reopens_with_its_selected_image_and_view_settings(open_window, qtbot, tmp_path, caplog):
+    w = open_window("digits-cnn")
+    w.controller.select_sample(17)
+    sal = w.views["saliency"]
+    sal.method.setCurrentIndex(sal.method.findData("integrated_gradients"))
+    sal.target.setCurrentIndex(sal.target.findData(3))
+    w.views["adversarial"].slider.setValue(7)
+    path = tmp_path / "digits.dlp"
+    assert w.files._save_to(path)
+    ui = load_session(path).ui
+    assert ui["sample"] == 17 and ui["saliency"]["method"] == "integrated_gradients" and ui["saliency"]["target"] == 3
+    w2 = open_window(str(path))
+    sal2 = w2.views["saliency"]
+    qtbot.waitUntil(lambda: sal2.target.currentData() == 3)  # its classes come when it first draws the run
+    assert w2.controller.sample == 17 and sal2.method.currentData() == "integrated_gradients"
+    assert sal2.target.currentData() == 3 and w2.views["adversarial"].slider.value() == 7
+    assert sal2.request().sample == 17 and sal2.request().method == "integrated_gradients"
+    # what a file may hold instead: each is skipped with a log line, the rest still applies
+    with caplog.at_level("WARNING", logger="app"):
+        w2.apply_ui({"sample": 10_000, "saliency": {"method": "telepathy", "target": "3", "layer": [1]},
+                     "adversarial": {"eps": 10_000}})
+    assert w2.controller.sample == 17 and sal2.method.currentData() == "integrated_gradients"
+    assert sal2.target.currentData() == 3 and w2.views["adversarial"].slider.value() == 7
+    assert len(caplog.records) >= 4

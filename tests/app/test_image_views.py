@@ -163,3 +163,17 @@ def test_an_image_run_draws_its_validation_curves_and_a_2d_run_none(open_window,
     train_epochs(qtbot, w, 1)
     assert len(curves.val_curve.xy()[1]) == 0 and len(curves.val_acc.xy()[1]) == 0
     assert "Validation" not in curves.numbers.text() and "validation" not in curves.values_at(1)
+
+
+def test_digits_scaled_to_28_are_drawn_at_their_own_8x8_and_scaled_as_the_data_is(open_window, qtbot):
+    w = open_window("digits-transfer")
+    view = w.views["drawing"]
+    w.deck.tabs.setCurrentWidget(view)
+    data = w.controller.trainer.data
+    assert view.canvas.pixels().shape == (8, 8) and data.x_test.shape[1:] == (1, 28, 28)
+    w.controller.select_sample(9)
+    view._copy_sample()  # "Start from the selected image": the digit's own 8×8 picture
+    np.testing.assert_array_equal(view.canvas.pixels(), data.meta["native_test"][9, 0])
+    a = wait_for(qtbot, w, "drawing", lambda a: a["input"].any())
+    np.testing.assert_array_equal(a["model_input"], data.x_test[9])  # what the network trains on, bit for bit
+    assert a["input"].shape == (1, 28, 28)

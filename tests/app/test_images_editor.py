@@ -12,6 +12,7 @@ import app.panels.datasets.images  # noqa: F401  (registers the editor before an
 from app.panels.data import DataPanel
 from app.panels.datasets import EDITORS
 from app.panels.datasets.images import THUMB, ImagesEditor, fit_model
+from engine import Trainer
 from engine.check import parse_spec
 from engine.datasets.images import Images
 from engine.presets import load_preset
@@ -67,7 +68,8 @@ def test_digits_cnn_shows_the_images_editor(qtbot):
     assert editor.split.value() == 70 and editor.split_label.text() == "70 %"
     assert editor.seed.value() == 0
     # The batch size goes where toy2d's convention puts it: after the count, above the seed.
-    assert rows(editor.form) == ["family", "", "noise", "train share", "validation", "images", "batch size", "seed"]
+    assert rows(editor.form) == ["family", "", "noise", "train share", "validation", "images", "batch size", "seed",
+                                 "size"]
     assert panel.batch.value() == 32
     assert all(w.isVisible() for w in (*editor.buttons.values(), editor.noise, editor.samples, editor.seed))
     assert emitted == []  # showing a spec emits nothing
@@ -190,3 +192,18 @@ def test_the_validation_share_has_its_slider_and_always_leaves_a_test_set(qtbot)
     editor.val.setValue(40)  # and training gives way to a larger validation share
     d = emitted[-1].dataset
     assert d.validation_fraction == pytest.approx(0.4) and d.train_fraction == pytest.approx(0.55)
+
+
+def test_scaling_the_digits_to_28_fits_the_networks_input(qtbot):
+    panel, emitted = shown_panel(qtbot, load_preset("digits-cnn"))
+    editor = panel.editor
+    assert not editor.scaled.isChecked() and editor.scaled.isEnabled()
+    editor.scaled.setChecked(True)
+    spec = emitted[-1]
+    assert spec.dataset.size == 28
+    assert next(n for n in spec.model.nodes if n.op == "input").params["shape"] == [1, 28, 28]
+    Trainer(spec, probes=False)  # the fitted network builds for the bigger digits
+    panel.set_spec(load_preset("digits-transfer"))
+    assert editor.scaled.isChecked()
+    panel.set_spec(load_preset("shapes-cnn"))
+    assert not editor.scaled.isEnabled()

@@ -11,6 +11,7 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QAbstractButton,
     QButtonGroup,
+    QCheckBox,
     QHBoxLayout,
     QLabel,
     QSlider,
@@ -20,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.datasets import FAMILIES, DataFamily, input_shape
-from engine.datasets.images import N_DIGITS, Images
+from engine.datasets.images import N_DIGITS, SHAPES_SIZE, Images
 from engine.spec import ModelSpec, SessionSpec
 from engine.stack import fit_head, from_model
 
@@ -143,11 +144,17 @@ class ImagesEditor(SampledEditor):
         val_row.addWidget(self.val_label)
         form.insertRow(form.rowCount() - 1, "validation", val_row)  # under the train share, above the count
         form.addRow("seed", self.seed)
+        self.scaled = QCheckBox("scale digits to 28 × 28")
+        self.scaled.setToolTip("Enlarge the 8×8 digits (bilinear) to the shapes' 28×28, so that a body trained on "
+                               "shapes fits them (the digits-transfer preset); the network's input follows")
+        self.scaled.toggled.connect(self._on_scaled)
+        form.addRow("size", self.scaled)
         self.group.buttonClicked.connect(self._on_dataset)
         self.seed.valueChanged.connect(self._on_seed)
 
     def _controls(self) -> list:
-        return [self.group, *self.buttons.values(), self.noise, self.split, self.val, self.samples, self.seed]
+        return [self.group, *self.buttons.values(), self.noise, self.split, self.val, self.samples, self.seed,
+                self.scaled]
 
     def set_spec(self, spec: SessionSpec) -> None:
         super().set_spec(spec)
@@ -160,6 +167,8 @@ class ImagesEditor(SampledEditor):
             self.samples.setMaximum(max_samples(ds.name))  # before the value: digits stop at 1,797
             self.samples.setValue(ds.samples)
             self.seed.setValue(min(ds.seed, MAX_SEED))
+            self.scaled.setChecked(ds.size == SHAPES_SIZE)
+        self.scaled.setEnabled(ds.name == "digits")  # the shapes are 28×28 already
         self._on_slider_moved()
 
     @Slot()
@@ -199,6 +208,13 @@ class ImagesEditor(SampledEditor):
         samples = max(MIN_SAMPLES, min(samples, max_samples(name)))
         dataset = Images.model_validate(old.model_dump() | {"name": name, "samples": samples})
         self.spec_edited.emit(fit_model(self.spec, dataset))
+
+    @Slot(bool)
+    def _on_scaled(self, on: bool) -> None:
+        """Digits at 28×28 or their own 8×8: the network's input (and a dense head's) follows, via fit_model."""
+        if self.spec is not None and self.spec.dataset.name == "digits":
+            dataset = self.spec.dataset.model_copy(update={"size": SHAPES_SIZE if on else 0})
+            self.spec_edited.emit(fit_model(self.spec, Images.model_validate(dataset.model_dump())))
 
     @Slot(int)
     def _on_seed(self, value: int) -> None:
