@@ -67,6 +67,7 @@ class RunState(_Strict):
     early_best: float | None  # None while no epoch has been scored
     early_best_epoch: int = Field(ge=0)
     early_wait: int = Field(ge=0)
+    epoch_correct: int = Field(0, ge=0)  # image sets: training samples stepped on correctly so far this epoch
     optimizer_groups: list[dict[str, Any]]
     optimizer_scalars: dict[str, dict[str, Any]]  # non-tensor per-parameter optimizer state
 
@@ -116,7 +117,7 @@ def save_session(path: str | Path, spec: SessionSpec, checkpoint: Checkpoint | N
             elapsed=checkpoint.elapsed, status=checkpoint.status, message=checkpoint.message,
             early_best=best if math.isfinite(best) else None,
             early_best_epoch=int(checkpoint.early["best_epoch"]), early_wait=int(checkpoint.early["wait"]),
-            optimizer_groups=groups, optimizer_scalars=scalars,
+            epoch_correct=checkpoint.epoch_correct, optimizer_groups=groups, optimizer_scalars=scalars,
         )
     manifest = Manifest(
         format_version=SESSION_FORMAT, kind="dl-playground-session", spec=spec_to_dict(spec), state=state,
@@ -444,6 +445,9 @@ def _checkpoint(name: str, spec: SessionSpec, ref: Reference, state: RunState, r
                                      f"of {ref.steps_per_epoch} steps")
     if state.early_best_epoch > state.epoch or state.early_wait > state.epoch:
         raise SessionFileError(name, "manifest.json: state.early_best_epoch and early_wait cannot pass the epoch")
+    if state.epoch_correct > state.batch_index * spec.training.batch_size:
+        raise SessionFileError(name, f"manifest.json: state.epoch_correct {state.epoch_correct} cannot come from "
+                                     f"{state.batch_index} steps of {spec.training.batch_size}")
     weights = _load_tensors(name, "weights.safetensors", raw)
     check_tensors(name, "weights.safetensors", weights, ref.weights)
     best = None
@@ -474,5 +478,5 @@ def _checkpoint(name: str, spec: SessionSpec, ref: Reference, state: RunState, r
         rng=rng,
         early={"best": math.inf if state.early_best is None else state.early_best,
                "best_epoch": state.early_best_epoch, "wait": state.early_wait},
-        best_weights=best, history=history,
+        best_weights=best, history=history, epoch_correct=state.epoch_correct,
     )

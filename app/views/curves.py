@@ -94,7 +94,9 @@ class CurvesView(LiveView):
         self.numbers = QLabel()
         self.numbers.setToolTip("The last finished epoch's loss (and accuracy) on the training, validation (image "
                                 "sets: early stopping watches it) and test data; grey is every minibatch step's "
-                                "loss")
+                                "loss. Training: a full pass after the epoch for 2-D sets, as TensorFlow "
+                                "Playground measures it; for image sets the mean over the epoch's own steps, as "
+                                "Keras reports it (in training mode, so it can sit above the validation loss)")
         self.numbers.setTextFormat(Qt.TextFormat.RichText)
         # its text changes every epoch: never let that resize the dock (and every view beside it)
         self.numbers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)

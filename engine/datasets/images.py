@@ -197,6 +197,6 @@ register(DataFamily(
     kind="images", title="Images",
     doc="Handwritten digits (8×8, scikit-learn's bundled set) and generated shapes (28×28) to classify.",
     spec=Images, make=make, input_shape=_input_shape, tasks=frozenset({"classification"}),
-    thumbnail=thumbnail, variants=variants,
+    thumbnail=thumbnail, variants=variants, running_train_metrics=True,
     presets=("digits-mlp", "digits-cnn", "shapes-cnn", "shapes-resnet", "shapes-clutter-cnn", "digits-transfer"),
 ))

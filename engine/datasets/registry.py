@@ -68,6 +68,11 @@ class DataFamily:
     variants: Callable[[], dict[str, Any]]  # the named datasets a user picks from (name -> spec), for pickers
     presets: tuple[str, ...] = ()  # preset names (assets/presets/NAME.json) that use this family
     plane: Plane | None = None
+    # How an epoch's training loss and accuracy are measured. False: a full pass over the training set in
+    # eval mode after the epoch, as TensorFlow Playground does (cheap for 2-D toys). True: the running mean
+    # over the epoch's own minibatch steps, as Keras and most training scripts report it; for image sets the
+    # full pass cost as much as a fifth of training. Validation and test sets are always scored in full.
+    running_train_metrics: bool = False
 
 
 FAMILIES: dict[str, DataFamily] = {}

@@ -124,10 +124,21 @@ def _pool_explain(p: PoolParams, s: list[Shape]) -> str:
     return f"H: {_conv_formula(s[0][1], p.kernel, st, p.padding, 1)}\nW: {_conv_formula(s[0][2], p.kernel, st, p.padding, 1)}"
 
 
+class MaxPool(nn.MaxPool2d):
+    """torch's MaxPool2d; without gradients (evaluation, probes) it pools in channels-last order, which torch's
+    CPU kernel does 2–3× faster for these small images (the same maxima, bit for bit: tested). With gradients
+    the usual layout is kept: there the backward pass would give the saving back."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and not torch.is_grad_enabled() and x.device.type == "cpu":
+            return super().forward(x.contiguous(memory_format=torch.channels_last)).contiguous()
+        return super().forward(x)
+
+
 register(Op(
     name="max_pool", family="convolution", key_params=("kernel",), doc="Keeps the largest value in each window (downsamples).",
     params=PoolParams, inputs=(1, 1), shape=_pool_shape, explain=_pool_explain,
-    build=lambda p, s, ctx: nn.MaxPool2d(p.kernel, p.stride or p.kernel, p.padding),
+    build=lambda p, s, ctx: MaxPool(p.kernel, p.stride or p.kernel, p.padding),
 ))
 register(Op(
     name="avg_pool", family="convolution", key_params=("kernel",), doc="Averages each window (downsamples); padding counts as zeros.",

@@ -27,6 +27,7 @@ class Checkpoint:
     early: dict[str, float]
     best_weights: dict[str, torch.Tensor] | None
     history: dict[str, np.ndarray] = field(default_factory=dict)
+    epoch_correct: int = 0  # running train metrics: training samples stepped on correctly so far this epoch
 
 
 def cpu_copy(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ import torch
 
 from ..augment import augment
 from ..check import check_spec
-from ..datasets import make_dataset
+from ..datasets import family_of, make_dataset
 from ..errors import EngineError, SessionFileError, SpecError
 from ..graph import GraphModule, same_architecture
 from ..head import Head
@@ -71,6 +71,9 @@ class Trainer:
         parts = [(self.x_train, self.y_train), *([(self.x_val, y_val)] if self.n_val else []), (self.x_test, self.y_test)]
         self.x_all = torch.cat([x for x, _ in parts])
         self.y_all = torch.cat([y for _, y in parts])
+        # Image sets report an epoch's training loss and accuracy as the running mean over its own steps
+        # (DataFamily.running_train_metrics); the per-epoch pass then scores only validation and test.
+        self.running = family_of(spec.dataset).running_train_metrics
         self.applicable_probes = applicable(self.info, spec.dataset)
         self._wanted = set(self.applicable_probes) if probes is True else set(probes or ())
         self._commands: queue.SimpleQueue[Configure | EditWeight] = queue.SimpleQueue()
@@ -107,6 +110,8 @@ class Trainer:
         self.history = History()
         self.early = EarlyStopper()
         self.best_weights: dict[str, torch.Tensor] | None = None
+        self._epoch_loss = 0.0  # running train metrics: Σ step loss × batch size this epoch
+        self._epoch_correct = torch.zeros((), dtype=torch.int64, device=self.device)  # no sync per step
         self._lr = -1.0
         self._set_lr()
         ctx = ProbeContext(self.model, self.head, self.data, self.spec.dataset, self.x_train, self.t_train,
@@ -237,6 +242,10 @@ class Trainer:
         value = loss.item()
         if not math.isfinite(value):
             return self._diverged(f"the loss became {value}")
+        if self.running:
+            self._epoch_loss += value * len(idx)
+            if self.head.task == "classification":
+                self._epoch_correct += self.head.correct(z.detach(), self.y_train[idx]).sum()
         reg = spec.regularization
         extra = penalty(self.decay_weights, reg.l1, reg.l2) if (reg.l1 or reg.l2) else None
         for p in self.params:
@@ -292,13 +301,37 @@ class Trainer:
                 out["val_accuracy"] = correct[n:v].mean().item()
         return out
 
+    @torch.no_grad()
+    def _epoch_metrics(self) -> dict[str, float]:
+        """The finished epoch's metrics: `evaluate`, or with running train metrics the epoch's own mean loss and
+        accuracy over its steps plus a pass over validation and test only."""
+        if not self.running:
+            return self.evaluate()
+        n, v = self.n_train, self.n_train + self.n_val
+        rest = self.x_all[n:]
+        rows = max(EVAL_MIN_ROWS, EVAL_CHUNK_BYTES // max(rest[0].numel() * rest.element_size(), 1))
+        with self.model.evaluating():
+            z = torch.cat([self.model(rest[i:i + rows]) for i in range(0, len(rest), rows)])
+        out = {"train_loss": self._epoch_loss / n, "test_loss": self.head.loss(z[v - n:], self.t_test).item()}
+        if self.n_val:
+            out["val_loss"] = self.head.loss(z[:v - n], self.t_val).item()
+        if self.head.task == "classification":
+            correct = self.head.correct(z, self.y_all[n:]).float()
+            out["train_accuracy"] = int(self._epoch_correct) / n
+            out["test_accuracy"] = correct[v - n:].mean().item()
+            if self.n_val:
+                out["val_accuracy"] = correct[:v - n].mean().item()
+        self._epoch_loss = 0.0
+        self._epoch_correct.zero_()
+        return out
+
     @property
     def watched(self) -> str:
         """The set early stopping watches: validation where the data has one, else test (2-D toys)."""
         return "validation" if self.n_val else "test"
 
     def _end_epoch(self) -> bool:
-        m = self.evaluate()
+        m = self._epoch_metrics()
         self.history.record_epoch(m)
         if not math.isfinite(m["train_loss"]):
             return self._diverged(f"the training loss became {m['train_loss']}")
@@ -393,7 +426,7 @@ class Trainer:
                      **({"perm": self.perm.to("cpu", copy=True)} if self.perm is not None else {})},
                 early={"best": self.early.best, "best_epoch": self.early.best_epoch, "wait": self.early.wait},
                 best_weights=None if self.best_weights is None else cpu_copy(self.best_weights),
-                history=self.history.arrays(),
+                history=self.history.arrays(), epoch_correct=int(self._epoch_correct),
             )
 
     def _restore(self, c: Checkpoint) -> None:
@@ -423,6 +456,16 @@ class Trainer:
         self.early = EarlyStopper(float(c.early["best"]), int(c.early["best_epoch"]), int(c.early["wait"]))
         self.best_weights = c.best_weights
         self.history = history
+        # The running train metrics of the epoch under way: the loss sum is rebuilt from its recorded steps in
+        # the order they were added (so bit for bit), the correct count comes saved.
+        if not 0 <= c.epoch_correct <= c.batch_index * self.spec.training.batch_size:
+            raise ValueError(f"{c.epoch_correct} correct samples cannot come from {c.batch_index} steps")
+        self._epoch_loss = 0.0
+        if self.running and c.batch_index:
+            bs = self.spec.training.batch_size
+            for v in history.series["step_loss"].since(history.steps() - c.batch_index):
+                self._epoch_loss += float(v) * bs
+        self._epoch_correct.fill_(c.epoch_correct)
         self._lr = -1.0
         self._set_lr()
         self.prober.results = {}

@@ -98,3 +98,19 @@ def test_image_ops_refuse_flat_input_with_a_hint():
         OPS["conv2d"].shape(OPS["conv2d"].params(), [(784,)])
     with pytest.raises(ShapeError, match="groups, which must divide"):
         OPS["conv2d"].shape(OPS["conv2d"].params(groups=2), [(3, 8, 8)])
+
+
+def test_max_pool_without_gradients_gives_the_same_maxima_bit_for_bit():
+    """Evaluation pools in channels-last order (faster on CPU): the values must be exactly torch's, NaN too."""
+    x = torch.randn(16, 8, 12, 10).relu()  # ReLU outputs: many tied zeros
+    x[3, 2, 5, 5] = float("nan")
+    for k, s, p in ((2, None, 0), (3, 2, 1), (2, 1, 0)):
+        pool, _, _ = build("max_pool", {"kernel": k, "stride": s, "padding": p}, [(8, 12, 10)])
+        with torch.no_grad():
+            fast = pool(x)
+        ref = F.max_pool2d(x, k, s or k, p)
+        assert fast.is_contiguous() and torch.equal(fast.nan_to_num(-1.0), ref.nan_to_num(-1.0))
+        assert torch.equal(fast.isnan(), ref.isnan())
+        g = x.clone().requires_grad_()
+        pool(g).sum().backward()  # with gradients: torch's own path
+        assert g.grad is not None
