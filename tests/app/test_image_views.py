@@ -177,3 +177,34 @@ def test_digits_scaled_to_28_are_drawn_at_their_own_8x8_and_scaled_as_the_data_i
     a = wait_for(qtbot, w, "drawing", lambda a: a["input"].any())
     np.testing.assert_array_equal(a["model_input"], data.x_test[9])  # what the network trains on, bit for bit
     assert a["input"].shape == (1, 28, 28)
+
+
+def test_the_sample_grid_redraws_only_the_cells_that_changed(open_window, qtbot):
+    w = open_window("digits-cnn")
+    view = w.views["samples"]
+    w.deck.tabs.setCurrentWidget(view)
+    p = wait_for(qtbot, w, "predictions")
+    grid = view.grid
+    before = grid.pixmap.toImage()
+    shown = grid.rows.copy()
+    changed = {**p, "prediction": p["prediction"].copy(), "confidence": p["confidence"].copy()}
+    k = 5  # one cell gets another prediction; the others keep theirs
+    row = int(shown[k])
+    changed["prediction"][row] = (p["label"][row] + 1) % 10
+    changed["confidence"][row] = 0.42
+    painted = []
+    original = grid.cell_rect
+    grid.cell_rect = lambda i: painted.append(i) or original(i)
+    try:
+        images = [view._images[i] for i in shown.tolist()]
+        captions = [f"{view.class_name(int(changed['prediction'][i]))} · {changed['confidence'][i]:.0%}"
+                    for i in shown.tolist()]
+        grid.render(images, captions, changed["label"][shown] != changed["prediction"][shown])
+    finally:
+        grid.cell_rect = original
+    assert painted == [k]
+    after = grid.pixmap.toImage()
+    cell = grid.cell_rect(k)
+    differs = [(x, y) for x in range(0, after.width(), 4) for y in range(0, after.height(), 4)
+               if after.pixel(x, y) != before.pixel(x, y)]
+    assert differs and all(cell.contains(x, y) for x, y in differs)  # the red frame and caption, nothing else
