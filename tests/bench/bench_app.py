@@ -267,13 +267,14 @@ def main() -> None:
                         help="recorded steps preloaded before play (0: a fresh session)")
     parser.add_argument("--problem", choices=list(cases()), nargs="*", default=list(cases()))
     parser.add_argument("--no-startup", action="store_true")
-    parser.add_argument("--budget", type=float, default=None, help="the GUI's frame budget (default: the app's)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="the GUI's frame budget, for every data set (default: the app's, lower for images)")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication([])
     configure()
     torch.set_num_threads(1)  # as the app's training thread
     if args.budget is not None:
-        controller_module.GUI_BUDGET = args.budget
+        controller_module.GUI_BUDGET = controller_module.IMAGE_GUI_BUDGET = args.budget
     print(f"platform: {app.platformName()}, {args.seconds:g} s per run, {args.rounds} rounds, medians; "
           "every view visible")
     print(f"{'problem':11s} {'history':>9s} {'headless':>8s} {'window':>8s} {'ratio':>6s} {'/TFP':>6s} "
