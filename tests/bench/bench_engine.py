@@ -143,6 +143,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=1.0, help="target seconds per measurement")
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--fastpath", action="store_true", help="also time the engine without the fast path")
+    ap.add_argument("--case", choices=list(cases()), nargs="*", default=list(cases()), help="which cases to run")
     args = ap.parse_args()
     torch.set_num_threads(1)  # one training thread: two stalled in some runs on these 2-core machines
     med = statistics.median
@@ -151,6 +152,8 @@ def main() -> None:
             f"{'probe rounds':>12} {'probe time':>10}")
     print(head + (f" {'plain':>8} {'fast path buys':>14}" if args.fastpath else ""))
     for name, spec in cases().items():
+        if name not in args.case:
+            continue
         m = measure(spec, args.seconds, args.rounds, args.fastpath)
         ratio = {k: med(a / b for a, b in zip(m[k], m["bare"], strict=True)) for k in ("engine", "probes")}
         line = (f"{name:<12} {med(m['bare']):9.1f} {med(m['engine']):8.1f} {ratio['engine']:6.3f} "
