@@ -132,7 +132,8 @@ def with_history(spec: SessionSpec, steps: int) -> Checkpoint | None:
     e = np.arange(epochs) * spe
     history = {"step_loss": step_loss, "epoch_train_loss": 0.05 + 0.3 * decay[e],
                "epoch_test_loss": 0.06 + 0.3 * decay[e], "epoch_train_accuracy": 1 - decay[e] / 2,
-               "epoch_test_accuracy": 1 - decay[e] / 2}
+               "epoch_test_accuracy": 1 - decay[e] / 2, "epoch_val_loss": 0.055 + 0.3 * decay[e],
+               "epoch_val_accuracy": 1 - decay[e] / 2}
     assert set(history) == {"step_loss", *EPOCH_KEYS}
     trainer = Trainer(spec, probes=False, checkpoint=dataclasses.replace(
         c, step=epochs * spe, epoch=epochs, history=history))  # folds what a long run folds
