@@ -63,6 +63,18 @@ def key_params(op: str, params: dict[str, Any]) -> str:
     return ", ".join(str(p) for p in parts)
 
 
+def training_text(node: dict[str, Any]) -> str:
+    """How a block learns when it is not as usual: frozen, at a multiple of the rate, from trained weights."""
+    parts = []
+    if node.get("frozen"):
+        parts.append("frozen")
+    elif node.get("lr_mult", 1.0) != 1.0:
+        parts.append(f"lr ×{node['lr_mult']:g}")
+    if node.get("pretrained"):
+        parts.append(f"from {node['pretrained']}")
+    return " · ".join(parts)
+
+
 class Port(QGraphicsObject):
     """An input (left) or output (right) connector of a block."""
 
@@ -114,6 +126,8 @@ class Block(QGraphicsObject):
         self.lines.append("→ " + (fmt_shape(shape) if shape is not None else "?"))
         if count:
             self.lines.append(f"{count:,} parameters")
+        if learning := training_text(node):
+            self.lines.append(learning)
         names = spec.port_names() if spec else ("in",)
         self.height = max(22.0 + 16.0 * len(self.lines), 28.0 * len(names) + 12)
         self.in_ports = [Port(self, False, i, n) for i, n in enumerate(names)]

@@ -487,6 +487,8 @@ def test_the_inspector_starts_a_block_from_trained_weights_or_from_random_ones(o
     ed = editor_of(w, qtbot)
     c = w.controller
     assert c.trainer.pretrained == ["conv_1", "conv_2", "conv_3"]
+    assert ed.scene.blocks["conv_2"].lines[-1] == "frozen · from shapes-cnn"  # the block says how it learns
+    assert "from" not in ed.scene.blocks["head"].lines[-1]
     ed._select(["conv_2"])
     insp = ed.inspector
     assert insp.start.currentData() == "shapes-cnn" and insp.start.currentText() == "trained shapes-cnn"
@@ -494,6 +496,7 @@ def test_the_inspector_starts_a_block_from_trained_weights_or_from_random_ones(o
     insp.start.activated.emit(insp.start.findData(None))  # as a user picks "random weights"
     assert ed.doc.node("conv_2").get("pretrained") is None
     qtbot.waitUntil(lambda: c.trainer.pretrained == ["conv_1", "conv_3"])
+    assert ed.scene.blocks["conv_2"].lines[-1] == "frozen"
     ed.undo_action.trigger()
     qtbot.waitUntil(lambda: c.trainer.pretrained == ["conv_1", "conv_2", "conv_3"])
     # a block edited away from its trained shape: the engine's error, naming the block, and the run goes on
