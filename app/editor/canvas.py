@@ -71,7 +71,7 @@ def training_text(node: dict[str, Any]) -> str:
     elif node.get("lr_mult", 1.0) != 1.0:
         parts.append(f"lr ×{node['lr_mult']:g}")
     if node.get("pretrained"):
-        parts.append(f"from {node['pretrained']}")
+        parts.append("pretrained")  # which network: the tooltip and the inspector say (the block is narrow)
     return " · ".join(parts)
 
 
@@ -142,7 +142,8 @@ class Block(QGraphicsObject):
         pos = node.get("position") or (0.0, 0.0)
         self.setPos(float(pos[0]), float(pos[1]))
         doc = spec.doc if spec else "unknown op"
-        self.setToolTip(f"{self.node_id} ({self.op}): {doc}" + (f"\n\n⚠ {error}" if error else ""))
+        start = f"\n\nStarts from {node['pretrained']}'s trained {self.node_id}." if node.get("pretrained") else ""
+        self.setToolTip(f"{self.node_id} ({self.op}): {doc}{start}" + (f"\n\n⚠ {error}" if error else ""))
 
     def boundingRect(self) -> QRectF:
         return QRectF(-2, -2, BLOCK_W + 4, self.height + 4)

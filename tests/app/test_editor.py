@@ -487,8 +487,10 @@ def test_the_inspector_starts_a_block_from_trained_weights_or_from_random_ones(o
     ed = editor_of(w, qtbot)
     c = w.controller
     assert c.trainer.pretrained == ["conv_1", "conv_2", "conv_3"]
-    assert ed.scene.blocks["conv_2"].lines[-1] == "frozen · from shapes-cnn"  # the block says how it learns
-    assert "from" not in ed.scene.blocks["head"].lines[-1]
+    block = ed.scene.blocks["conv_2"]
+    assert block.lines[-1] == "frozen · pretrained"  # the block says how it learns
+    assert "Starts from shapes-cnn's trained conv_2" in block.toolTip()
+    assert "pretrained" not in ed.scene.blocks["head"].lines[-1]
     ed._select(["conv_2"])
     insp = ed.inspector
     assert insp.start.currentData() == "shapes-cnn" and insp.start.currentText() == "trained shapes-cnn"
