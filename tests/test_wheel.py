@@ -62,6 +62,9 @@ def test_wheel_holds_every_package_and_preset(installed):
     presets = {p.name for p in (ROOT / "assets" / "presets").glob("*.json")}
     shipped = {name.rsplit("/", 1)[1] for name in names if name.startswith("assets/presets/")}
     assert presets and presets <= shipped, f"presets missing from the wheel: {sorted(presets - shipped)}"
+    weights = {p.name for p in (ROOT / "assets" / "weights").glob("*.safetensors")}
+    shipped = {name.rsplit("/", 1)[1] for name in names if name.startswith("assets/weights/")}
+    assert weights and weights <= shipped, f"trained weights missing from the wheel: {sorted(weights - shipped)}"
 
 
 def test_installed_copy_wins_over_the_editable_checkout(outside, installed):
@@ -86,3 +89,11 @@ def test_installed_cli_trains_a_preset(outside):
     run([sys.executable, "-m", "engine", "train", "spiral", "--epochs", "1", "--quiet", "--out", str(out)],
         cwd=cwd, env=env, timeout=300)
     assert out.is_file() and out.stat().st_size > 0
+
+
+def test_installed_cli_trains_the_transfer_preset_from_the_shipped_weights(outside):
+    cwd, env = outside
+    out = cwd / "transfer.json"
+    run([sys.executable, "-m", "engine", "train", "digits-transfer", "--steps", "2", "--quiet", "--metrics-json",
+         str(out)], cwd=cwd, env=env, timeout=300)
+    assert out.is_file()
