@@ -65,7 +65,8 @@ def test_the_trainer_runs_only_the_probes_asked_for():
 
 def test_which_probes_apply():
     tr = relu_circle()
-    assert applicable(tr.info, tr.spec.dataset) == ["boundary", "neurons", "weights", "grad_norms", "dead_units"]
+    assert applicable(tr.info, tr.spec.dataset) == ["boundary", "neurons", "weights", "grad_norms", "dead_units",
+                                                      "embedding"]
     tanh = Trainer(load_preset("tfp-circle"), probes=False)
     assert "dead_units" not in tanh.applicable_probes
 
@@ -143,7 +144,7 @@ def test_probe_cli_lists_and_refuses_clearly(saved, tmp_path, capsys):
     path, _ = saved
     assert main(["probe", str(path), "--list"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
-    assert listed == ["boundary", "neurons", "weights", "grad_norms", "dead_units"]
+    assert listed == ["boundary", "neurons", "weights", "grad_norms", "dead_units", "embedding"]
     assert main(["probe", str(path), "--probe", "bogus", "--out", str(tmp_path / "x.npz")]) == 2
     assert "unknown probe 'bogus'" in capsys.readouterr().err
     assert main(["probe", str(path), "--probe", "boundary", "--sample", "3", "--out", str(tmp_path / "x.npz")]) == 2

@@ -1,0 +1,72 @@
+"""The embedding probe: any block's activations for a set of samples, with their labels, for latent and
+embedding views (a VAE's means, an autoencoder's bottleneck, a classifier's penultimate layer)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..graph import GraphInfo
+from .registry import Probe, ProbeContext, ProbeRequest, own, register
+
+MAX_POINTS = 10_000  # samples embedded at most (the first ones of the split)
+
+
+def hidden_layers(info: GraphInfo) -> list[str]:
+    """The blocks between input and output, in graph order: any of them can be embedded."""
+    return [n for n in info.order if info.nodes[n].op not in ("input", "output")]
+
+
+def bottleneck(info: GraphInfo) -> str | None:
+    """The default layer to embed: a VAE's sampling block (its means, in eval mode), else the narrowest hidden
+    block, the last of equally narrow ones (an autoencoder's code; a classifier's penultimate layer)."""
+    hidden = hidden_layers(info)
+    reparam = [n for n in hidden if info.nodes[n].op == "reparam"]
+    if reparam:
+        return reparam[0]
+    if not hidden:
+        return None
+    rank = {n: i for i, n in enumerate(hidden)}
+    return min(hidden, key=lambda n: (math.prod(info.nodes[n].shape), -rank[n]))
+
+
+def _any_hidden(info: GraphInfo, dataset_spec: Any) -> bool:
+    return bool(hidden_layers(info))
+
+
+def embedding(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
+    """In eval mode, for the ``split``'s samples (``samples`` START:STOP, default the first MAX_POINTS):
+    ``points`` (N, D) the ``layer``'s output flattened (default: the bottleneck), ``labels`` (N,) their labels
+    (class indices, or regression targets), ``rows`` (N,) their indices in the split, ``layer`` (1,) the block
+    answered and ``layers`` the blocks one may ask for."""
+    info = ctx.model.info
+    layers = hidden_layers(info)
+    name = request.layer or bottleneck(info)
+    if name is None or name not in layers:
+        raise KeyError(f"layer {request.layer!r} is not a block between input and output (these are: "
+                       f"{', '.join(layers)})")
+    data = ctx.data
+    if request.split == "test":
+        x_np, y = data.x_test, data.y_test
+    elif request.split == "train":
+        x_np, y = data.x_train, data.y_train
+    else:
+        raise KeyError(f"split {request.split!r} is not offered (test or train)")
+    start, stop = request.samples or (0, min(len(y), MAX_POINTS))
+    if not 0 <= start < stop <= len(y) or stop - start > MAX_POINTS:
+        raise KeyError(f"samples {start}:{stop} are outside the {request.split} set (0:{len(y)}, at most "
+                       f"{MAX_POINTS:,} at once)")
+    dev = ctx.x_train.device
+    x = ctx.x_train if request.split == "train" else ctx.constant(
+        "x_test", lambda: torch.from_numpy(x_np).to(dev))  # the test inputs, made once a run
+    values = ctx.forward_all(f"{request.split}[{start}:{stop}]", x[start:stop])
+    rows = np.arange(start, stop)
+    points = values[name].flatten(1)
+    return {"points": own(points), "labels": np.asarray(y[start:stop]).copy(), "rows": rows,
+            "layer": np.array([name], dtype=str), "layers": np.array(layers, dtype=str)}
+
+
+register(Probe("embedding", "a block's activations for many samples with their labels (default: the bottleneck)",
+               _any_hidden, embedding, takes=frozenset({"layer", "samples", "split"})))
