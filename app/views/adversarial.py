@@ -10,11 +10,9 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsItem,
-    QHBoxLayout,
     QLabel,
     QSizePolicy,
     QSlider,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -23,7 +21,7 @@ from engine.probes import ProbeRequest
 
 from ..colors import diverging_rgb
 from ..controller import Controller, RunInfo
-from .base import LiveView
+from .base import LiveView, control_row
 from .plotting import PlotWidget, StableRange, cached_curve, grow, prepare_plot
 from .saliency import rgb_image
 from .samples import RIGHT, WRONG
@@ -143,17 +141,8 @@ class AdversarialView(LiveView):
         self.numbers.setWordWrap(True)
         self.numbers.setToolTip("Accuracy on the first 300 test images (all of them if fewer), as they are and "
                                 "after FGSM at the current ε, at each probed step")
-        row = QHBoxLayout()
-        row.addWidget(QLabel("ε"))
-        row.addWidget(self.slider, 1)
-        row.addWidget(self.eps_label)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(row)
-        layout.addWidget(self.caption)
-        layout.addWidget(self.pictures, 3)
-        layout.addWidget(self.numbers)
-        layout.addWidget(self.plot_widget, 2)
+        self.column(control_row("ε", (self.slider, 1), self.eps_label, stretch=False), self.caption,
+                    (self.pictures, 3), self.numbers, (self.plot_widget, 2))
         self.history: dict[int, tuple[float, float]] = {}  # probe step → (clean, attacked) test accuracy
         self._xmax: float | None = None
         self.drawn: dict[str, np.ndarray] = {}  # the probe's arrays on screen

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import Slot
 from PySide6.QtGui import QHideEvent, QResizeEvent, QShowEvent
-from PySide6.QtWidgets import QCheckBox, QComboBox, QSlider, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLayout, QSlider, QVBoxLayout, QWidget
 
 from engine import Snapshot
 
@@ -19,6 +19,34 @@ from ..controller import Controller, RunInfo
 from ..export import export_widget
 
 log = logging.getLogger(__name__)
+
+Part = QWidget | QLayout
+
+
+def control_row(*items: str | Part | tuple[Part, int], stretch: bool = True) -> QHBoxLayout:
+    """A row of controls, left to right: a string is the label of the widget after it (and shows its tooltip),
+    ``(part, k)`` takes k shares of the spare width; a stretch closes the row unless ``stretch`` is False."""
+    row = QHBoxLayout()
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            label = QLabel(item)
+            after = items[i + 1] if i + 1 < len(items) else None
+            if isinstance(after, QWidget):
+                label.setToolTip(after.toolTip())
+            row.addWidget(label)
+        else:
+            _add(row, item)
+    if stretch:
+        row.addStretch(1)
+    return row
+
+
+def _add(layout: QHBoxLayout | QVBoxLayout, item: Part | tuple[Part, int]) -> None:
+    part, k = item if isinstance(item, tuple) else (item, 0)
+    if isinstance(part, QLayout):
+        layout.addLayout(part, k)
+    else:
+        layout.addWidget(part, k)
 
 
 class LiveView(QWidget):
@@ -45,6 +73,15 @@ class LiveView(QWidget):
     def draw(self, snap: Snapshot | None) -> None:
         """Draw the latest snapshot (None before a run's first frame; only views without probes see that)."""
         raise NotImplementedError
+
+    def column(self, *parts: Part | tuple[Part, int]) -> QVBoxLayout:
+        """The view's layout: ``parts`` top to bottom inside a 4-px margin; ``(part, k)`` takes k shares of the
+        spare height."""
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        for part in parts:
+            _add(layout, part)
+        return layout
 
     def toggles(self) -> dict[str, QCheckBox]:
         """The view's own options, saved with the session under their keys (all off by default)."""

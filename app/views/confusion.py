@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from engine import Snapshot
 
@@ -121,10 +121,7 @@ class ConfusionView(LiveView):
         self.setMinimumSize(200, 120)
         self.summary = QLabel()
         self.matrix = Matrix(self)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.matrix, 1)
+        self.column(self.summary, (self.matrix, 1))
         controller.sample_changed.connect(self.matrix.update)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Hashable
 import numpy as np
 from PySide6.QtCore import QRect, QSize, Qt, Slot
 from PySide6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QSizePolicy, QSlider, QWidget
 
 from engine import EngineError, SessionSpec, Snapshot
 from engine.check import check_spec
@@ -18,7 +18,7 @@ from engine.probes.features import default_layer
 
 from ..colors import diverging_rgb
 from ..controller import Controller, RunInfo
-from .base import LiveView
+from .base import LiveView, control_row
 
 GAP = 6  # pixels between cells
 LABEL_H = 13  # the channel index under each cell
@@ -201,17 +201,7 @@ class FeaturesView(LiveView):
                                 "see its feature maps")
         self.picture = FeaturePicture(self)
         self.picture.setToolTip("Hover a map or a kernel for its values")
-        row = QHBoxLayout()
-        label = QLabel("layer")
-        label.setToolTip(self.layer.toolTip())
-        row.addWidget(label)
-        row.addWidget(self.layer)
-        row.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(row)
-        layout.addWidget(self.caption)
-        layout.addWidget(self.picture, 1)
+        self.column(control_row("layer", self.layer), self.caption, (self.picture, 1))
         self.drawn_maps = 0  # feature maps in the picture now (the tests wait on it)
         self.drawn_kernels = 0
         self.layer.currentIndexChanged.connect(self._ask)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QPointF, Qt, Signal, Slot
 from PySide6.QtGui import QImage, QResizeEvent
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolButton, QWidget
 
 from engine import EditWeight, EngineError, Snapshot
 from engine.datasets import family_of
@@ -151,10 +151,7 @@ class NetworkView(LiveView):
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.body)
         self.scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(top)
-        layout.addWidget(self.scroll, 1)
+        self.column(top, (self.scroll, 1))
         self._feature_images = self._make_feature_images()
         self._pieces: dict[str, int] = {}  # linear pieces per unit of each drawn dense layer (maxout: k)
         self._nodes: list[str] = []  # per column, the node it draws (the output column: the last dense layer)

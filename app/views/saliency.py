@@ -10,11 +10,9 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QSizePolicy,
     QSlider,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -22,7 +20,7 @@ from engine import Snapshot
 from engine.probes import ProbeRequest
 
 from ..controller import Controller, RunInfo
-from .base import LiveView
+from .base import LiveView, control_row
 
 METHOD_TITLES = {"gradient": "Gradient", "smoothgrad": "SmoothGrad", "integrated_gradients": "Integrated Gradients",
                  "gradcam": "Grad-CAM"}
@@ -129,17 +127,8 @@ class SaliencyView(LiveView):
         self.caption = QLabel()
         self.caption.setWordWrap(True)
         self.picture = SaliencyPicture()
-        row = QHBoxLayout()
-        for label, w in (("method", self.method), ("layer", self.layer), ("class", self.target)):
-            row.addWidget(QLabel(label))
-            row.addWidget(w)
-        row.addWidget(self.overlay)
-        row.addStretch(1)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(row)
-        layout.addWidget(self.caption)
-        layout.addWidget(self.picture, 1)
+        self.column(control_row("method", self.method, "layer", self.layer, "class", self.target, self.overlay),
+                    self.caption, (self.picture, 1))
         for box in (self.method, self.layer, self.target):
             box.currentIndexChanged.connect(self._ask)
         self.overlay.toggled.connect(self.redraw)

@@ -8,12 +8,12 @@ from collections.abc import Hashable
 import numpy as np
 from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen, QPixmap, QResizeEvent
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QLabel, QPushButton, QScrollArea, QWidget
 
 from engine import Snapshot
 
 from ..controller import Controller, RunInfo
-from .base import LiveView
+from .base import LiveView, control_row
 
 CELL = 86  # pixels per sample: the picture and its caption
 PICTURE = 56
@@ -127,18 +127,12 @@ class SamplesView(LiveView):
         self.clear_filter.setToolTip("Drop the confusion-matrix cell's filter")
         self.clear_filter.clicked.connect(lambda: controller.set_sample_filter(None))
         self.clear_filter.hide()
-        top = QHBoxLayout()
-        top.addWidget(self.only_wrong)
-        top.addWidget(self.clear_filter)
-        top.addWidget(self.summary, 1)
+        top = control_row(self.only_wrong, self.clear_filter, (self.summary, 1), stretch=False)
         self.grid = SampleGrid(self)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.grid)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(top)
-        layout.addWidget(scroll, 1)
+        self.column(top, (scroll, 1))
         self._images: list[QImage] = []
         self._last: dict[str, np.ndarray] = {}
         controller.sample_changed.connect(self.redraw)
