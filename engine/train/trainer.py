@@ -278,28 +278,38 @@ class Trainer:
                         f"try a lower learning rate (now {self._lr:g})")
         return False
 
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's outputs for ``x`` in eval mode (the caller turns gradients off). Image sets go in chunks:
+        chunks that stay in cache run a full-set pass ~1.8× faster than one big batch."""
+        rows = max(EVAL_MIN_ROWS, EVAL_CHUNK_BYTES // max(x[0].numel() * x.element_size(), 1))
+        with self.model.evaluating():
+            if len(x) <= rows:
+                return self.model(x)
+            return torch.cat([self.model(x[i:i + rows]) for i in range(0, len(x), rows)])
+
+    def _scores(self, z: torch.Tensor, first: int) -> dict[str, float]:
+        """Losses (and accuracies) from ``z``, the outputs for ``x_all[first:]``: every set it covers, training
+        only when it starts at 0."""
+        n, v = self.n_train - first, self.n_train + self.n_val - first  # where validation and test start in z
+        out = {"test_loss": self.head.loss(z[v:], self.t_test).item()}
+        if first == 0:
+            out["train_loss"] = self.head.loss(z[:n], self.t_train).item()
+        if self.n_val:
+            out["val_loss"] = self.head.loss(z[n:v], self.t_val).item()
+        if self.head.task == "classification":
+            correct = self.head.correct(z, self.y_all[first:]).float()
+            out["test_accuracy"] = correct[v:].mean().item()
+            if first == 0:
+                out["train_accuracy"] = correct[:n].mean().item()
+            if self.n_val:
+                out["val_accuracy"] = correct[n:v].mean().item()
+        return out
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Full-set train, validation (where the data has one) and test loss, and accuracy, in eval mode, from
         one forward pass."""
-        rows = max(EVAL_MIN_ROWS, EVAL_CHUNK_BYTES // max(self.x_all[0].numel() * self.x_all.element_size(), 1))
-        with self.model.evaluating():
-            if len(self.x_all) <= rows:
-                z = self.model(self.x_all)
-            else:  # images: chunks that stay in cache run a full-set pass ~1.8× faster than one big batch
-                z = torch.cat([self.model(self.x_all[i:i + rows]) for i in range(0, len(self.x_all), rows)])
-        n, v = self.n_train, self.n_train + self.n_val
-        out = {"train_loss": self.head.loss(z[:n], self.t_train).item(),
-               "test_loss": self.head.loss(z[v:], self.t_test).item()}
-        if self.n_val:
-            out["val_loss"] = self.head.loss(z[n:v], self.t_val).item()
-        if self.head.task == "classification":
-            correct = self.head.correct(z, self.y_all).float()
-            out["train_accuracy"] = correct[:n].mean().item()
-            out["test_accuracy"] = correct[v:].mean().item()
-            if self.n_val:
-                out["val_accuracy"] = correct[n:v].mean().item()
-        return out
+        return self._scores(self._forward(self.x_all), 0)
 
     @torch.no_grad()
     def _epoch_metrics(self) -> dict[str, float]:
@@ -307,20 +317,11 @@ class Trainer:
         accuracy over its steps plus a pass over validation and test only."""
         if not self.running:
             return self.evaluate()
-        n, v = self.n_train, self.n_train + self.n_val
-        rest = self.x_all[n:]
-        rows = max(EVAL_MIN_ROWS, EVAL_CHUNK_BYTES // max(rest[0].numel() * rest.element_size(), 1))
-        with self.model.evaluating():
-            z = torch.cat([self.model(rest[i:i + rows]) for i in range(0, len(rest), rows)])
-        out = {"train_loss": self._epoch_loss / n, "test_loss": self.head.loss(z[v - n:], self.t_test).item()}
-        if self.n_val:
-            out["val_loss"] = self.head.loss(z[:v - n], self.t_val).item()
+        n = self.n_train
+        out = self._scores(self._forward(self.x_all[n:]), n)
+        out["train_loss"] = self._epoch_loss / n
         if self.head.task == "classification":
-            correct = self.head.correct(z, self.y_all[n:]).float()
             out["train_accuracy"] = int(self._epoch_correct) / n
-            out["test_accuracy"] = correct[v - n:].mean().item()
-            if self.n_val:
-                out["val_accuracy"] = correct[:v - n].mean().item()
         self._epoch_loss = 0.0
         self._epoch_correct.zero_()
         return out
