@@ -28,6 +28,8 @@ HEADS = {
     ("classification", "linear"): {"bce", "mse"},
     ("regression", "tanh"): {"mse"},
     ("regression", "linear"): {"mse"},
+    ("reconstruction", "sigmoid"): {"bce", "mse"},  # pixels in [0, 1]
+    ("reconstruction", "linear"): {"mse"},
 }
 
 
@@ -72,7 +74,16 @@ def check_spec(spec: SessionSpec) -> GraphInfo:
         raise SpecError("loss", f"{spec.loss} does not fit a {act} output; use {' or '.join(sorted(losses))}")
     if info.total_params == 0:
         raise GraphError("model", "the network has no trainable parameters: add a dense layer")
-    units = Head.of(spec).units
+    head = Head.of(spec)
+    units = head.units
+    if head.task == "reconstruction":
+        if out.shape not in ((units,), head.shape):
+            feeder = info.nodes[out.inputs[0]]
+            raise GraphError(
+                f"model.nodes[{out.index}]",
+                f"{out.id} must give the picture back, {fmt_shape(head.shape)} or {fmt_shape((units,))} values, "
+                f"but gets {fmt_shape(out.shape)}: give {feeder.id} {units} units (or the picture's shape)")
+        return info
     if out.shape != (units,):
         feeder = info.nodes[out.inputs[0]]
         raise GraphError(

@@ -192,10 +192,20 @@ def cmd_probe(args: argparse.Namespace) -> int:
         if not sep or not start.strip().isdigit() or not stop.strip().isdigit():
             raise SpecError("--samples", f"give a range START:STOP such as 0:200, not {args.samples!r}")
         samples = (int(start), int(stop))
+    points = None
+    if args.points is not None:
+        try:
+            rows = [[float(v) for v in row.split(",")] for row in args.points.split(";") if row.strip()]
+        except ValueError:
+            raise SpecError("--points", f"give numbers such as 0,0;1,-1, not {args.points!r}") from None
+        if not rows or len({len(r) for r in rows}) != 1:
+            raise SpecError("--points", "give every point the same number of values")
+        points = tuple(v for r in rows for v in r)
     request = ProbeRequest(sample=args.sample, layer=args.layer, samples=samples, method=args.method,
-                           target=args.target, split=args.split or "test", eps=args.eps)
+                           target=args.target, split=args.split or "test", eps=args.eps, points=points,
+                           size=args.size)
     takes = PROBES[args.probe].takes
-    for option in ("sample", "layer", "samples", "method", "target", "split", "eps"):
+    for option in ("sample", "layer", "samples", "method", "target", "split", "eps", "points", "size"):
         if getattr(args, option) is not None and option not in takes:
             raise SpecError(f"--{option}", f"{args.probe} does not take a {option}")
     if args.sample is not None and "split" not in takes and not 0 <= args.sample < trainer.n_train:
@@ -204,7 +214,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         result = run_probe(trainer.prober.ctx, args.probe, trainer.step, request)
     except KeyError as exc:
         message = str(exc.args[0])
-        field = next((f"--{o}" for o in ("samples", "sample", "method", "target", "split", "eps") if o in message),
+        field = next((f"--{o}" for o in ("samples", "sample", "method", "target", "split", "eps", "points", "size")
+                      if o in message),
                      "--layer")
         raise SpecError(field, message) from None
     buffer = io.BytesIO()
@@ -293,6 +304,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.quiet:
         acc = f", test accuracy {final['test_accuracy']:.1%}" if "test_accuracy" in final else ""
         val = f"validation loss {final['val_loss']:.4g}, " if "val_loss" in final else ""
+        if "recon_loss" in final or "kl" in final:
+            val = (f"(reconstruction {final.get('recon_loss', math.nan):.4g}, KL {final.get('kl', math.nan):.4g}), "
+                   + val)
         print(f"epoch {trainer.epoch}, step {trainer.step}: train loss {final['train_loss']:.4g}, {val}"
               f"test loss {final['test_loss']:.4g}{acc} ({wall:.1f} s)")
     if trainer.status in ("diverged", "early_stopped"):
@@ -319,6 +333,10 @@ def _write_metrics(path: Path, trainer: Any, final: dict[str, float], wall: floa
         keys.append("epoch_val_loss")
         if "val_accuracy" in final:
             data["val_accuracy"] = _finite(final["val_accuracy"])
+    for part, key in (("recon_loss", "epoch_recon_loss"), ("kl", "epoch_kl")):  # an autoencoder's loss parts
+        if part in final:
+            data[part] = _finite(final[part])
+            keys.append(key)
     data["history"] = {k: [_finite(v) for v in h[k]] for k in keys}
     text = json.dumps(data, allow_nan=False).encode()
     atomic_write(path, lambda f: f.write(text))
@@ -342,7 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--method", help="saliency: gradient, smoothgrad, integrated_gradients or gradcam")
     pr.add_argument("--target", type=int, help="saliency: the class to explain (default: the predicted one)")
     pr.add_argument("--split", choices=("test", "train"), help="saliency: which images (test)")
-    pr.add_argument("--eps", type=float, help="adversarial: FGSM's step, a share of full brightness (0.1)")
+    pr.add_argument("--eps", type=float, help="adversarial: FGSM's step, a share of full brightness (0.1); "
+                                              "reconstruction: noise added to the inputs, the same unit")
+    pr.add_argument("--points", help="decode: latent points, values comma-separated, points by ';' (0,0;1,-1)")
+    pr.add_argument("--size", type=int, help="manifold: pictures per side of the grid (12)")
     pr.add_argument("--out", help="write the arrays here (.npz, one array per name)")
     pr.add_argument("--quiet", action="store_true", help="print nothing on success")
     pr.set_defaults(func=cmd_probe)

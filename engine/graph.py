@@ -252,6 +252,19 @@ class GraphModule(nn.Module):
                 values[n] = self.layers[n](*(values[p] for p in self.info.nodes[n].inputs))
         return values
 
+    def forward_from(self, node: str, value: torch.Tensor) -> torch.Tensor:
+        """The network's output when ``value`` is what ``node`` gives (a decoder run from a code): only the blocks
+        after it run. ValueError when the output also needs a block that comes before it (a skip past it)."""
+        values = {node: value}
+        for n in self.info.order[self.info.order.index(node) + 1:]:
+            inputs = self.info.nodes[n].inputs
+            if inputs and all(p in values for p in inputs):
+                values[n] = self.layers[n](*(values[p] for p in inputs))
+        if self.info.output_id not in values:
+            raise ValueError(f"the output cannot be computed from {node} alone: a block after it also reads one "
+                             f"before it")
+        return values[self.info.output_id]
+
     @torch.no_grad()
     def attention_maps(self, x: torch.Tensor, extras: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Every attention layer's softmax weights for input x, keyed by node id: (B, heads, T, S) for
@@ -270,8 +283,13 @@ class GraphModule(nn.Module):
                 m.keep_weights, m.weights = False, None
 
     def aux_loss(self) -> torch.Tensor | None:
-        """The loss terms layers added in the last forward pass (a VAE's β·KL), or None."""
+        """The loss terms layers left in the last forward pass (a VAE's KL, before β weighs it), or None."""
         terms = [m.aux for m in self.aux_layers if m.aux is not None]
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def aux_rows(self) -> torch.Tensor | None:
+        """The same terms per sample of the last forward pass, (B,), or None."""
+        terms = [m.aux_rows for m in self.aux_layers if m.aux_rows is not None]
         return sum(terms[1:], terms[0]) if terms else None
 
     def trainable(self, model: ModelSpec) -> tuple[list[torch.nn.Parameter], list[float]]:

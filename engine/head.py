@@ -2,12 +2,15 @@
 (label encoding, loss, output values, accuracy). Which heads suit which task is ``check.HEADS``."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .datasets import input_shape
 
 if TYPE_CHECKING:
     from .spec import SessionSpec
@@ -27,15 +30,19 @@ class Head:
     n_classes: int = 2  # 0 for regression
     task: str = "classification"
     loss_name: str = "mse"
+    shape: tuple[int, ...] = ()  # reconstruction: the picture the output gives back (the input's shape)
 
     @classmethod
     def of(cls, spec: SessionSpec) -> Head:
         """The head a session's spec asks for."""
-        return cls(output_activation(spec), spec.dataset.n_classes, spec.dataset.task, spec.loss)
+        shape = tuple(input_shape(spec.dataset)) if spec.dataset.task == "reconstruction" else ()
+        return cls(output_activation(spec), spec.dataset.n_classes, spec.dataset.task, spec.loss, shape)
 
     @property
     def units(self) -> int:
-        """Output units: K for softmax, 1 otherwise."""
+        """Output units: K for softmax, a picture's pixels for reconstruction, 1 otherwise."""
+        if self.task == "reconstruction":
+            return math.prod(self.shape)
         return self.n_classes if self.activation == "softmax" else 1
 
     @property
@@ -65,12 +72,24 @@ class Head:
         return z
 
     def loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Mean loss of a batch; cross-entropies are computed from logits for stability."""
+        """Mean loss of a batch; cross-entropies are computed from logits for stability. A reconstruction's is
+        summed over each picture's pixels (the VAE's evidence bound does so: averaged over pixels it would be
+        outweighed by the KL term) and averaged over the batch."""
+        if self.task == "reconstruction":
+            return self.pixel_loss(z, t).mean()
         if self.loss_name == "cross_entropy":
             return F.cross_entropy(z, t)
         if self.loss_name == "bce":
             return F.binary_cross_entropy_with_logits(z, t)
         return F.mse_loss(self.output(z), t)
+
+    def pixel_loss(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """A reconstruction's loss per picture, (B,): ``z`` the output's pre-activation in any shape of B rows,
+        ``t`` the pictures in [0, 1] flattened (B, D)."""
+        z = z.reshape(len(z), -1)
+        if self.loss_name == "bce":
+            return F.binary_cross_entropy_with_logits(z, t, reduction="none").sum(1)
+        return (self.output(z) - t).pow(2).sum(1)
 
     def correct(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-sample correctness (bool) against class indices ``y``."""

@@ -68,6 +68,7 @@ class RunState(_Strict):
     early_best_epoch: int = Field(ge=0)
     early_wait: int = Field(ge=0)
     epoch_correct: int = Field(0, ge=0)  # image sets: training samples stepped on correctly so far this epoch
+    epoch_parts: tuple[float, float] = (0.0, 0.0)  # autoencoders: Σ reconstruction loss, Σ KL so far this epoch
     optimizer_groups: list[dict[str, Any]]
     optimizer_scalars: dict[str, dict[str, Any]]  # non-tensor per-parameter optimizer state
 
@@ -117,7 +118,8 @@ def save_session(path: str | Path, spec: SessionSpec, checkpoint: Checkpoint | N
             elapsed=checkpoint.elapsed, status=checkpoint.status, message=checkpoint.message,
             early_best=best if math.isfinite(best) else None,
             early_best_epoch=int(checkpoint.early["best_epoch"]), early_wait=int(checkpoint.early["wait"]),
-            epoch_correct=checkpoint.epoch_correct, optimizer_groups=groups, optimizer_scalars=scalars,
+            epoch_correct=checkpoint.epoch_correct, epoch_parts=checkpoint.epoch_parts,
+            optimizer_groups=groups, optimizer_scalars=scalars,
         )
     manifest = Manifest(
         format_version=SESSION_FORMAT, kind="dl-playground-session", spec=spec_to_dict(spec), state=state,
@@ -448,6 +450,9 @@ def _checkpoint(name: str, spec: SessionSpec, ref: Reference, state: RunState, r
     if state.epoch_correct > state.batch_index * spec.training.batch_size:
         raise SessionFileError(name, f"manifest.json: state.epoch_correct {state.epoch_correct} cannot come from "
                                      f"{state.batch_index} steps of {spec.training.batch_size}")
+    if any(v < 0 or (v and not state.batch_index) for v in state.epoch_parts):
+        raise SessionFileError(name, f"manifest.json: state.epoch_parts {list(state.epoch_parts)} must be sums of "
+                                     f"losses (≥ 0) of the {state.batch_index} steps of this epoch")
     weights = _load_tensors(name, "weights.safetensors", raw)
     check_tensors(name, "weights.safetensors", weights, ref.weights)
     best = None
@@ -478,5 +483,5 @@ def _checkpoint(name: str, spec: SessionSpec, ref: Reference, state: RunState, r
         rng=rng,
         early={"best": math.inf if state.early_best is None else state.early_best,
                "best_epoch": state.early_best_epoch, "wait": state.early_wait},
-        best_weights=best, history=history, epoch_correct=state.epoch_correct,
+        best_weights=best, history=history, epoch_correct=state.epoch_correct, epoch_parts=state.epoch_parts,
     )

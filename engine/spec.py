@@ -13,7 +13,7 @@ from .pretrained import pretrained_names
 from .schedules import Constant, ScheduleSpec
 from .schema import Strict, tagged_union
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a VAE's β moved from its sampling block to regularization.beta (live)
 
 
 # --- dataset -------------------------------------------------------------------------------------
@@ -74,7 +74,9 @@ class Augment(Strict):
     """Random changes to each training image, drawn anew at every step (image sets only; never the test set)."""
 
     noise: float = Field(0.0, ge=0.0, le=2.0, description="Gaussian noise added to every pixel (standard "
-                                                          "deviation, in the standardised input's units)")
+                                                          "deviation, in the standardised input's units). For an "
+                                                          "autoencoder the target stays the clean picture: a "
+                                                          "denoising autoencoder")
     shift: int = Field(0, ge=0, le=8, description="move each image by up to this many pixels each way")
     rotation: float = Field(0.0, ge=0.0, le=45.0, description="turn each image by up to this many degrees")
     flip: bool = Field(False, description="mirror half the images left to right (wrong for digits: a "
@@ -93,6 +95,10 @@ class Regularization(Strict):
     grad_clip: Annotated[float, Field(gt=0.0, le=1e6)] | None = None  # max global gradient norm
     augment: Augment = Field(default_factory=Augment)  # image sets: random changes to training images
     early_stopping: EarlyStopping | None = None
+    beta: float = Field(1.0, ge=0.0, le=100.0, description="weight of a VAE's KL term in its loss (β-VAE: above 1 "
+                                                          "a smoother, more regular latent space, blurrier images)")
+    beta_warmup: int = Field(0, ge=0, le=100_000, description="epochs over which β rises linearly from 0 to its "
+                                                              "value (KL annealing; 0: from the start)")
 
 
 class Training(Strict):
@@ -127,8 +133,30 @@ class SessionSpec(Strict):
 
 # --- versioning ----------------------------------------------------------------------------------
 
+def _beta_to_regularization(data: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 kept a VAE's β in its ``reparam`` block (fixed for a run); format 2 keeps it in
+    ``regularization.beta``, where it changes live. The first sampling block's β moves there. The caller's
+    dicts are left as they were."""
+    model = data.get("model")
+    nodes = model.get("nodes") if isinstance(model, dict) else None
+    if not isinstance(nodes, list):
+        return data
+    betas, moved = [], []
+    for node in nodes:
+        params = node.get("params") if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get("op") == "reparam" and isinstance(params, dict) and "beta" in params:
+            betas.append(params["beta"])
+            node = {**node, "params": {k: v for k, v in params.items() if k != "beta"}}
+        moved.append(node)
+    data["model"] = {**model, "nodes": moved}
+    reg = data.get("regularization", {})
+    if betas and isinstance(reg, dict) and "beta" not in reg:
+        data["regularization"] = {**reg, "beta": betas[0]}
+    return data
+
+
 # MIGRATIONS[n] turns a format-n spec dict into a format-(n+1) one. Version 1 is the first released.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _beta_to_regularization}
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:

@@ -136,6 +136,8 @@ def with_loss(spec: SessionSpec, loss: str) -> SessionSpec:
     task, k = spec.dataset.task, spec.dataset.n_classes
     if stack is None or loss in HEADS.get((task, stack.output), ()):
         return spec
+    if task == "reconstruction":  # pixels in [0, 1]: sigmoid suits both of its losses; the units stay
+        return with_stack(spec, replace(stack, output="sigmoid"))
     if loss == "cross_entropy":
         output, units = "softmax", max(k, 2)
     elif loss == "bce":

@@ -147,7 +147,7 @@ def vae(head: Head) -> dict[str, Any]:
     h = b.add("encoder", "dense", x, units=128, activation="relu")
     mu = b.add("mu", "dense", h, units=8)
     logvar = b.add("logvar", "dense", h, units=8)
-    z = b.add("z", "reparam", mu, logvar, beta=1.0)
+    z = b.add("z", "reparam", mu, logvar)
     y = b.add("decoder", "dense", z, units=128, activation="relu")
     y = b.add("reconstruct", "dense", y, units=784)
     b.add("output", "output", y, activation="sigmoid")

@@ -28,10 +28,13 @@ N_DIGITS = 1797  # scikit-learn's load_digits
 
 
 class Images(Strict):
-    """Small grey images to classify: real handwritten digits, or generated shapes."""
+    """Small grey images to classify or to reconstruct: real handwritten digits, or generated shapes."""
 
     kind: Literal["images"] = "images"
     name: ImageName = "digits"
+    task: Literal["classification", "reconstruction"] = Field(
+        "classification", description="classification: name each image's class; reconstruction: give the image "
+                                      "back through a bottleneck (autoencoders; the classes only colour the codes)")
     samples: int = Field(2000, ge=40, le=20_000,
                          description="number of images, train and test together (digits: at most the 1,797 "
                                      "scikit-learn ships)")
@@ -58,10 +61,6 @@ class Images(Strict):
             raise ValueError(f"validation_fraction: training ({self.train_fraction:g}) and validation "
                              f"({self.validation_fraction:g}) leave no test set; together they may be at most 0.95")
         return self
-
-    @property
-    def task(self) -> Literal["classification", "regression"]:
-        return "classification"
 
     @property
     def n_classes(self) -> int:
@@ -161,6 +160,10 @@ def make(spec: Images) -> Dataset:
     if "patch_box_test" in meta:
         meta["patch_box"] = extras["patch_box"][0]
     val = {"x_val": preprocess(images[n_train:split], mean, std), "y_val": labels[n_train:split]} if n_val else {}
+    if spec.task == "reconstruction":  # the target is the picture itself, in [0, 1]
+        flat = np.ascontiguousarray(images.reshape(len(images), -1), dtype=np.float32)
+        val |= {"target_train": flat[:n_train], "target_test": flat[split:],
+                **({"target_val": flat[n_train:split]} if n_val else {})}
     return Dataset(spec=spec, x_train=preprocess(train, mean, std), x_test=preprocess(images[split:], mean, std),
                    y_train=labels[:n_train], y_test=labels[split:], meta=meta, **val)
 
@@ -195,8 +198,10 @@ def _input_shape(spec: Images) -> Shape:
 
 register(DataFamily(
     kind="images", title="Images",
-    doc="Handwritten digits (8×8, scikit-learn's bundled set) and generated shapes (28×28) to classify.",
-    spec=Images, make=make, input_shape=_input_shape, tasks=frozenset({"classification"}),
+    doc="Handwritten digits (8×8, scikit-learn's bundled set) and generated shapes (28×28) to classify or to "
+        "reconstruct through an autoencoder.",
+    spec=Images, make=make, input_shape=_input_shape, tasks=frozenset({"classification", "reconstruction"}),
     thumbnail=thumbnail, variants=variants, running_train_metrics=True,
-    presets=("digits-mlp", "digits-cnn", "shapes-cnn", "shapes-resnet", "shapes-clutter-cnn", "digits-transfer"),
+    presets=("digits-mlp", "digits-cnn", "shapes-cnn", "shapes-resnet", "shapes-clutter-cnn", "digits-transfer",
+             "digits-ae-2d", "digits-vae-2d", "digits-vae-8d", "digits-denoise", "shapes-conv-ae"),
 ))

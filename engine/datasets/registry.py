@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ops.registry import Shape
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "reconstruction"]
 
 
 class DatasetSpecLike(Protocol):
@@ -43,6 +43,11 @@ class Dataset:
     x_val: np.ndarray | None = None  # a validation set, for families that split one off (images): it picks
     y_val: np.ndarray | None = None  # the epoch early stopping keeps, so the test set stays unseen
     meta: Mapping[str, Any] = field(default_factory=dict)  # a family's extras (images: mean, std, boxes, ...)
+    # What the network should output where that is not the label: for reconstruction, each input's own clean
+    # picture in [0, 1], flattened (N, D). The labels stay, to colour a latent space and to score it.
+    target_train: np.ndarray | None = None
+    target_val: np.ndarray | None = None
+    target_test: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

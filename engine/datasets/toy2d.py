@@ -221,6 +221,6 @@ register(DataFamily(
     doc="TensorFlow Playground's problems: points in the plane, classified or regressed from chosen features.",
     spec=Toy2D, make=make, input_shape=_input_shape, tasks=frozenset({"classification", "regression"}),
     thumbnail=thumbnail, variants=variants,
-    presets=("tfp-circle", "xor", "gauss", "spiral", "spiral3", "moons", "plane", "multigauss"),
+    presets=("tfp-circle", "xor", "gauss", "spiral", "spiral3", "moons", "plane", "multigauss", "spiral-embedding"),
     plane=Plane(DOMAIN, lambda spec, points: features(points, spec.features)),
 ))

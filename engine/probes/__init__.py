@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import boundary, features, health, images  # noqa: F401  (each registers its probes)
 from . import adversarial  # noqa: F401  (after images, which it imports: registration order is listing order)
 from . import embedding  # noqa: F401
+from . import latent  # noqa: F401  (after embedding, which it imports)
 # isort: on
 from .registry import PROBES, Probe, ProbeContext, ProbeRequest, ProbeResult, applicable, run_probe
 

@@ -21,15 +21,17 @@ def hidden_layers(info: GraphInfo) -> list[str]:
 
 def bottleneck(info: GraphInfo) -> str | None:
     """The default layer to embed: a VAE's sampling block (its means, in eval mode), else the narrowest hidden
-    block, the last of equally narrow ones (an autoencoder's code; a classifier's penultimate layer)."""
+    block, the last of equally narrow ones (an autoencoder's code; a classifier's penultimate layer: the block
+    that feeds the output, its scores, is left out where there are others)."""
     hidden = hidden_layers(info)
     reparam = [n for n in hidden if info.nodes[n].op == "reparam"]
     if reparam:
         return reparam[0]
-    if not hidden:
+    inner = [n for n in hidden if n not in info.nodes[info.output_id].inputs] or hidden
+    if not inner:
         return None
-    rank = {n: i for i, n in enumerate(hidden)}
-    return min(hidden, key=lambda n: (math.prod(info.nodes[n].shape), -rank[n]))
+    rank = {n: i for i, n in enumerate(inner)}
+    return min(inner, key=lambda n: (math.prod(info.nodes[n].shape), -rank[n]))
 
 
 def _any_hidden(info: GraphInfo, dataset_spec: Any) -> bool:

@@ -16,7 +16,8 @@ SALIENCY_SAMPLES = 1  # what the live view asks for: the selected sample only
 
 
 def _images(info: GraphInfo, dataset_spec: Any) -> bool:
-    return family_of(dataset_spec).kind == "images"
+    """An image classifier (an autoencoder's pictures have no class to predict or explain)."""
+    return family_of(dataset_spec).kind == "images" and dataset_spec.task == "classification"
 
 
 def _test(ctx: ProbeContext) -> tuple[torch.Tensor, torch.Tensor]:

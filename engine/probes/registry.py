@@ -29,6 +29,8 @@ class ProbeRequest:
     split: str = "test"  # which samples: "test" (the held-out set) or "train"
     eps: float | None = None  # the size of an adversarial step, in pixel units (a share of full brightness)
     pixels: tuple[float, ...] | None = None  # a picture of the model's input size in [0, 1], row by row (drawn)
+    points: tuple[float, ...] | None = None  # points in a layer's space (a latent code), D values each, row by row
+    size: int | None = None  # a grid's side (the manifold's mosaic)
 
 
 @dataclass

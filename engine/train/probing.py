@@ -19,6 +19,7 @@ class ProbeScheduler:
         self.every = every  # steps between rounds; 0 = automatic, by time budget
         self._wanted: frozenset[str] = frozenset()
         self._requests: dict[str, ProbeRequest] = {}  # per probe, what a view asks about (a sample, a method)
+        self.urgent: frozenset[str] = frozenset()  # asked about something new: answered at the next boundary
         self._lock = threading.Lock()
         self.results: dict[str, ProbeResult] = {}
         self._next_step = 0
@@ -40,6 +41,7 @@ class ProbeScheduler:
         with self._lock:
             self._requests[name] = request
             self.results = {n: r for n, r in self.results.items() if n != name}
+            self.urgent = self.urgent | {name}
 
     def request(self, name: str) -> ProbeRequest:
         return self._requests.get(name) or ProbeRequest()
@@ -55,8 +57,18 @@ class ProbeScheduler:
     def due(self, step: int) -> bool:
         return bool(self._wanted) and step >= self._next_step and time.perf_counter() >= self._next_time
 
+    def run_urgent(self, step: int) -> None:
+        """Answer the probes asked about something new since the last round, now rather than at the next round
+        (a click that decodes a latent point is answered within a frame); the caller holds the model still."""
+        with self._lock:
+            names, self.urgent = self.urgent & self._wanted, frozenset()
+        if names:
+            self.ctx.fresh()
+            self.results = {**self.results, **{n: run_probe(self.ctx, n, step, self._requests.get(n)) for n in names}}
+
     def run(self, step: int) -> None:
         """One round of every wanted probe (the caller holds the model still)."""
+        self.urgent = frozenset()
         names = self._wanted
         if not names:
             return

@@ -25,6 +25,7 @@ from ..probes import ProbeContext, ProbeRequest, ProbeResult, applicable
 from ..schedules import lr_factor
 from ..spec import ModelSpec, SessionSpec
 from .checkpoint import Checkpoint, clone_state, cpu_copy
+from .evaluation import Evaluation
 from .fastpath import FiniteCheck, backward, step_function
 from .history import EPOCH_KEYS, History
 from .probing import ProbeScheduler
@@ -32,14 +33,9 @@ from .regularizers import EarlyStopper, penalty
 from .snapshot import Configure, EditWeight, Snapshot
 
 _run_ids = iter(range(1, 1 << 62))
-# The per-epoch evaluation goes through the network in chunks of at least EVAL_MIN_ROWS samples and about
-# EVAL_CHUNK_BYTES of input: digits-cnn's full-set pass took 51 ms as one batch of 1,797 and 29 ms in chunks
-# of 256 (its activations then stay in cache); a 2-D toy set is one chunk.
-EVAL_MIN_ROWS = 256
-EVAL_CHUNK_BYTES = 64 * 1024
 
 
-class Trainer:
+class Trainer(Evaluation):
     """Owns one run: model, optimizer, data, history. Drive it with ``run()``; ``post()`` is thread-safe."""
 
     def __init__(self, spec: SessionSpec, *, probes: bool | Iterable[str] = True,
@@ -58,15 +54,15 @@ class Trainer:
         dev = self.device
         self.x_train = torch.from_numpy(self.data.x_train).to(dev)
         self.x_test = torch.from_numpy(self.data.x_test).to(dev)
-        self.t_train = self.head.targets(self.data.y_train, dev)
-        self.t_test = self.head.targets(self.data.y_test, dev)
+        self.t_train = self._targets("train")
+        self.t_test = self._targets("test")
         self.y_train = torch.from_numpy(self.data.y_train).to(dev)
         self.y_test = torch.from_numpy(self.data.y_test).to(dev)
         # Evaluation scores every set in one pass: train, validation (image sets split one off), test.
         self.n_val = 0 if self.data.y_val is None else len(self.data.y_val)
         if self.n_val:
             self.x_val = torch.from_numpy(self.data.x_val).to(dev)
-            self.t_val = self.head.targets(self.data.y_val, dev)
+            self.t_val = self._targets("val")
             y_val = torch.from_numpy(self.data.y_val).to(dev)
         parts = [(self.x_train, self.y_train), *([(self.x_val, y_val)] if self.n_val else []), (self.x_test, self.y_test)]
         self.x_all = torch.cat([x for x, _ in parts])
@@ -83,6 +79,14 @@ class Trainer:
             self._restore(checkpoint)
 
     # --- set-up ----------------------------------------------------------------------------------
+
+    def _targets(self, split: str) -> torch.Tensor:
+        """What the loss compares a split's outputs with: the labels as the head encodes them, or the data's own
+        targets where it has them (a reconstruction's clean pictures)."""
+        target = getattr(self.data, f"target_{split}")
+        if target is not None:
+            return torch.from_numpy(target).to(self.device)
+        return self.head.targets(getattr(self.data, f"y_{split}"), self.device)
 
     def reset(self) -> None:
         """Start over from the same initial weights (the seed decides them)."""
@@ -111,6 +115,7 @@ class Trainer:
         self.early = EarlyStopper()
         self.best_weights: dict[str, torch.Tensor] | None = None
         self._epoch_loss = 0.0  # running train metrics: Σ step loss × batch size this epoch
+        self._epoch_parts = [0.0, 0.0]  # and of its reconstruction and KL terms (autoencoders)
         self._epoch_correct = torch.zeros((), dtype=torch.int64, device=self.device)  # no sync per step
         self._lr = -1.0
         self._set_lr()
@@ -237,13 +242,18 @@ class Trainer:
             x = augment(x, spec.regularization.augment, self.dropout_rng)
         z = self.model(x)
         loss = self.head.loss(z, self.t_train[idx])
-        if self.model.aux_layers:
-            loss = loss + self.model.aux_loss()  # a VAE's β·KL joins the loss it reports
+        kl = self.model.aux_loss() if self.model.aux_layers else None
+        if kl is not None or self.head.task == "reconstruction":
+            parts = (loss.item(), 0.0 if kl is None else kl.item())
+            if kl is not None:
+                loss = loss + self.beta * kl  # a VAE's β·KL joins the loss it reports
         value = loss.item()
         if not math.isfinite(value):
             return self._diverged(f"the loss became {value}")
         if self.running:
             self._epoch_loss += value * len(idx)
+            if kl is not None or self.head.task == "reconstruction":
+                self._epoch_parts = [a + b * len(idx) for a, b in zip(self._epoch_parts, parts, strict=True)]
             if self.head.task == "classification":
                 self._epoch_correct += self.head.correct(z.detach(), self.y_train[idx]).sum()
         reg = spec.regularization
@@ -277,59 +287,6 @@ class Trainer:
         self.message = (f"diverged at step {self.step + 1} (epoch {self.epoch + 1}): {why}; "
                         f"try a lower learning rate (now {self._lr:g})")
         return False
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The model's outputs for ``x`` in eval mode (the caller turns gradients off). Image sets go in chunks:
-        chunks that stay in cache run a full-set pass ~1.8× faster than one big batch."""
-        rows = max(EVAL_MIN_ROWS, EVAL_CHUNK_BYTES // max(x[0].numel() * x.element_size(), 1))
-        with self.model.evaluating():
-            if len(x) <= rows:
-                return self.model(x)
-            return torch.cat([self.model(x[i:i + rows]) for i in range(0, len(x), rows)])
-
-    def _scores(self, z: torch.Tensor, first: int) -> dict[str, float]:
-        """Losses (and accuracies) from ``z``, the outputs for ``x_all[first:]``: every set it covers, training
-        only when it starts at 0."""
-        n, v = self.n_train - first, self.n_train + self.n_val - first  # where validation and test start in z
-        out = {"test_loss": self.head.loss(z[v:], self.t_test).item()}
-        if first == 0:
-            out["train_loss"] = self.head.loss(z[:n], self.t_train).item()
-        if self.n_val:
-            out["val_loss"] = self.head.loss(z[n:v], self.t_val).item()
-        if self.head.task == "classification":
-            correct = self.head.correct(z, self.y_all[first:]).float()
-            out["test_accuracy"] = correct[v:].mean().item()
-            if first == 0:
-                out["train_accuracy"] = correct[:n].mean().item()
-            if self.n_val:
-                out["val_accuracy"] = correct[n:v].mean().item()
-        return out
-
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        """Full-set train, validation (where the data has one) and test loss, and accuracy, in eval mode, from
-        one forward pass."""
-        return self._scores(self._forward(self.x_all), 0)
-
-    @torch.no_grad()
-    def _epoch_metrics(self) -> dict[str, float]:
-        """The finished epoch's metrics: `evaluate`, or with running train metrics the epoch's own mean loss and
-        accuracy over its steps plus a pass over validation and test only."""
-        if not self.running:
-            return self.evaluate()
-        n = self.n_train
-        out = self._scores(self._forward(self.x_all[n:]), n)
-        out["train_loss"] = self._epoch_loss / n
-        if self.head.task == "classification":
-            out["train_accuracy"] = int(self._epoch_correct) / n
-        self._epoch_loss = 0.0
-        self._epoch_correct.zero_()
-        return out
-
-    @property
-    def watched(self) -> str:
-        """The set early stopping watches: validation where the data has one, else test (2-D toys)."""
-        return "validation" if self.n_val else "test"
 
     def _end_epoch(self) -> bool:
         m = self._epoch_metrics()
@@ -379,6 +336,8 @@ class Trainer:
                     ok = self._step()
                     if self.prober.due(self.step):
                         self.prober.run(self.step)
+                    elif self.prober.urgent:
+                        self.prober.run_urgent(self.step)
                 if not ok:
                     break
                 now = time.perf_counter()
@@ -428,6 +387,7 @@ class Trainer:
                 early={"best": self.early.best, "best_epoch": self.early.best_epoch, "wait": self.early.wait},
                 best_weights=None if self.best_weights is None else cpu_copy(self.best_weights),
                 history=self.history.arrays(), epoch_correct=int(self._epoch_correct),
+                epoch_parts=tuple(self._epoch_parts),
             )
 
     def _restore(self, c: Checkpoint) -> None:
@@ -467,6 +427,7 @@ class Trainer:
             for v in history.series["step_loss"].since(history.steps() - c.batch_index):
                 self._epoch_loss += float(v) * bs
         self._epoch_correct.fill_(c.epoch_correct)
+        self._epoch_parts = [float(v) for v in c.epoch_parts]
         self._lr = -1.0
         self._set_lr()
         self.prober.results = {}

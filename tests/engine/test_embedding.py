@@ -50,10 +50,12 @@ def test_pca_keeps_each_axis_pointing_the_way_it_did():
 def test_embedding_defaults_to_the_bottleneck_and_takes_any_block():
     tr = Trainer(load_preset("digits-cnn"), probes=False)
     info = tr.model.info
-    assert bottleneck(info) == "dense_1"  # the narrowest: the 10 class scores
+    # the narrowest block but the class scores (dense_1, which feeds the output): the penultimate layer, the
+    # later of pool_2 and flatten (both 32×2×2)
+    assert bottleneck(info) == "flatten"
     a = run_probe(tr.prober.ctx, "embedding", 0, ProbeRequest()).arrays
     n = len(tr.data.y_test)
-    assert a["points"].shape == (n, 10) and a["layer"][0] == "dense_1"
+    assert a["points"].shape == (n, 128) and a["layer"][0] == "flatten"
     np.testing.assert_array_equal(a["labels"], tr.data.y_test)
     with torch.no_grad(), tr.model.evaluating():
         direct = tr.model.forward_all(torch.from_numpy(tr.data.x_test[5:9]))["pool_2"].flatten(1).numpy()
@@ -73,7 +75,7 @@ def test_a_vaes_embedding_is_its_means():
     eval-mode output is μ (no noise), the same as the μ layer's output."""
     spec = load_preset("spiral3").model_dump(mode="json")
     nodes = [("input", "input", {}), ("hidden", "dense", {"units": 8, "activation": "tanh"}),
-             ("mu", "dense", {"units": 2}), ("logvar", "dense", {"units": 2}), ("z", "reparam", {"beta": 1.0}),
+             ("mu", "dense", {"units": 2}), ("logvar", "dense", {"units": 2}), ("z", "reparam", {}),
              ("wide", "dense", {"units": 16, "activation": "tanh"}), ("scores", "dense", {"units": 3}),
              ("output", "output", {"activation": "softmax"})]
     edges = [["input", "hidden"], ["hidden", "mu"], ["hidden", "logvar"], ["mu", "z"], ["logvar", "z"],

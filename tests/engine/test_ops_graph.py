@@ -98,14 +98,15 @@ def test_adjacency_source_feeds_graph_layers():
 
 def test_reparam_samples_with_the_given_generator_and_reports_kl():
     g = torch.Generator().manual_seed(3)
-    rep, p, spec = build("reparam", {"beta": 0.5}, [(4,), (4,)], BuildContext(generator=g))
+    rep, p, spec = build("reparam", {}, [(4,), (4,)], BuildContext(generator=g))
     mu, logvar = torch.randn(8, 4), torch.randn(8, 4)
     z = rep(mu, logvar)
     eps = torch.empty(8, 4).normal_(generator=torch.Generator().manual_seed(3))
     torch.testing.assert_close(z, mu + torch.exp(0.5 * logvar) * eps)
     q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
     kl = torch.distributions.kl_divergence(q, torch.distributions.Normal(0.0, 1.0)).sum(1).mean()
-    torch.testing.assert_close(rep.aux, 0.5 * kl)
+    torch.testing.assert_close(rep.aux, kl)  # unweighted: the trainer weighs it by regularization.beta
+    torch.testing.assert_close(rep.aux_rows.mean(), kl)
     rep.eval()
     assert torch.equal(rep(mu, logvar), mu)
     assert spec.ports == ("mu", "logvar") and spec.shape(p, [(4,), (4,)]) == (4,)
@@ -118,10 +119,10 @@ def vae_spec(beta):
 
     nodes = [{"id": "input", "op": "input"}, {"id": "mu", "op": "dense", "params": {"units": 2}},
              {"id": "lv", "op": "dense", "params": {"units": 2}},
-             {"id": "z", "op": "reparam", "params": {"beta": beta}},
+             {"id": "z", "op": "reparam", "params": {}},
              {"id": "dec", "op": "dense", "params": {"units": 1}}, {"id": "output", "op": "output"}]
     edges = [["input", "mu"], ["input", "lv"], ["mu", "z"], ["lv", "z"], ["z", "dec"], ["dec", "output"]]
-    return parse_spec(spec_dict(model={"nodes": nodes, "edges": edges}))
+    return parse_spec(spec_dict(model={"nodes": nodes, "edges": edges}, regularization={"beta": beta}))
 
 
 def test_kl_joins_the_training_loss():

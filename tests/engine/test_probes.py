@@ -122,9 +122,21 @@ def saved_images(tmp_path_factory):
     return path, tr
 
 
+@pytest.fixture(scope="module")
+def saved_vae(tmp_path_factory):
+    """A digits VAE after a few steps: the autoencoder probes' session."""
+    path = tmp_path_factory.mktemp("probe") / "vae.dlp"
+    tr = Trainer(load_preset("digits-vae-2d"), probes=False)
+    for _ in tr.run(steps=20):
+        pass
+    save_session(path, tr.spec, tr.checkpoint())
+    return path, tr
+
+
 @pytest.mark.parametrize("name", sorted(PROBES))
 def test_every_probe_is_reachable_headless(saved, tmp_path, capsys, name, request):
-    path, tr = saved if name in saved[1].applicable_probes else request.getfixturevalue("saved_images")
+    path, tr = next((s for s in (saved, request.getfixturevalue("saved_images")) if name in s[1].applicable_probes),
+                    None) or request.getfixturevalue("saved_vae")
     assert name in tr.applicable_probes
     out = tmp_path / f"{name}.npz"
     assert main(["probe", str(path), "--probe", name, "--out", str(out), "--quiet"]) == 0

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -73,7 +74,7 @@ def test_newer_format_is_refused_with_update_hint():
 
 
 def test_migrations_run_in_order(monkeypatch):
-    # A future format 2 renames `name` to `title`; a format-1 file must come through the chain intact.
+    # A future format 3 renames `name` to `title`; a format-1 file must come through the whole chain intact.
     seen = []
 
     def one_to_two(d):
@@ -81,11 +82,28 @@ def test_migrations_run_in_order(monkeypatch):
         d["title"] = d.pop("name")
         return d
 
-    monkeypatch.setattr("engine.spec.FORMAT_VERSION", 2)
-    monkeypatch.setitem(MIGRATIONS, 1, one_to_two)
+    monkeypatch.setattr("engine.spec.FORMAT_VERSION", 3)
+    monkeypatch.setitem(MIGRATIONS, 2, one_to_two)
     from engine.spec import migrate
     out = migrate(spec_dict(format_version=1))
-    assert seen == [1] and out["format_version"] == 2 and out["title"] == "tfp-circle"
+    assert seen == [2] and out["format_version"] == 3 and out["title"] == "tfp-circle"
+
+
+def test_format_1_vae_keeps_its_beta_in_regularization():
+    """Format 1 kept β in the VAE's sampling block; format 2 reads it from regularization.beta (live)."""
+    nodes = [{"id": "input", "op": "input"}, {"id": "mu", "op": "dense", "params": {"units": 2}},
+             {"id": "lv", "op": "dense", "params": {"units": 2}},
+             {"id": "z", "op": "reparam", "params": {"beta": 0.25}},
+             {"id": "dec", "op": "dense", "params": {"units": 1}}, {"id": "output", "op": "output"}]
+    edges = [["input", "mu"], ["input", "lv"], ["mu", "z"], ["lv", "z"], ["z", "dec"], ["dec", "output"]]
+    old = spec_dict(format_version=1, model={"nodes": nodes, "edges": edges})
+    before = copy.deepcopy(old)
+    spec = parse_spec(old)
+    assert old == before  # the caller's dict is left alone
+    assert spec.regularization.beta == 0.25 and spec.format_version == FORMAT_VERSION == 2
+    assert next(n for n in spec.model.nodes if n.id == "z").params == {}
+    with pytest.raises(SpecError, match=r"model.nodes\[3\].params.beta"):  # a format-2 file has no β there
+        parse_spec({**old, "format_version": 2})
 
 
 def test_bad_json_file_gives_line_and_column(tmp_path):
