@@ -164,6 +164,9 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Data"], self.docks["Training"]], [500, 360], Qt.Orientation.Vertical)
         if not self.docks["Saliency"].isHidden():  # image sets: saliency where the output plane would be
             self.resizeDocks([self.docks["Saliency"], self.docks["Curves"]], [480, 380], Qt.Orientation.Vertical)
+        elif not self.docks["Reconstructions"].isHidden():  # autoencoders: their pictures there instead
+            self.resizeDocks([self.docks["Reconstructions"], self.docks["Curves"]], [480, 380],
+                             Qt.Orientation.Vertical)
         self.restore_layout()
 
     # The views the window itself wires up or tests reach; any other view is only in `views`.

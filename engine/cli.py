@@ -109,7 +109,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"optimizer  {spec.optimizer.kind} {opt}; schedule {spec.schedule.kind}")
     reg = spec.regularization
     print(f"regularize l1={reg.l1:g} l2={reg.l2:g} weight_decay={reg.weight_decay:g} grad_clip={reg.grad_clip} "
-          f"early_stopping={'on' if reg.early_stopping else 'off'}")
+          f"early_stopping={'on' if reg.early_stopping else 'off'}"
+          + (f" augment.noise={reg.augment.noise:g}" if reg.augment.noise else "")
+          + (f" beta={reg.beta:g} (warm-up {reg.beta_warmup} epochs)" if any(n.op == "reparam" for n in
+                                                                               spec.model.nodes) else ""))
     t = spec.training
     print(f"training   batch {t.batch_size}, {t.epochs} epochs by default, seed {t.seed}, {t.device}")
     line = f"progress   epoch {d['epochs']}, step {d['steps']}, {d['status']}"

@@ -101,6 +101,14 @@ class TrainingPanel(QWidget):
         self.restore.setChecked(True)
         self.restore.setToolTip("When stopping early, go back to the weights with the lowest validation (or test) loss")
         self._early = EarlyStopping()  # the last early stopping shown: switching it back on restores min_delta
+        self.beta = spin_for(Regularization, "beta", 1.0)
+        self.beta.setToolTip("β, the weight of the KL term (β-VAE): higher pulls the codes toward N(0, I) for "
+                             "a smoother, more regular latent space and blurrier pictures; 0 makes a plain "
+                             "autoencoder. Changes apply at once, without a restart")
+        self.beta_warmup = spin_for(Regularization, "beta_warmup", 0)
+        self.beta_warmup.setSuffix(" epochs")
+        self.beta_warmup.setToolTip("KL annealing: β rises linearly from 0 over this many epochs (0: full β "
+                                    "from the start), so the decoder learns before the codes are squeezed")
         for combo in (self.optimizer, self.schedule, self.loss):  # fit a narrow dock instead of clipping
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
@@ -133,6 +141,14 @@ class TrainingPanel(QWidget):
         self.aug_fields = ModelForm(aug_form, self._on_augment, skip=())
         form.addRow(self.aug_heading)
         form.addRow(self.aug_box)
+        # Networks with a VAE's sampling block only: the KL term's weight, live.
+        self.vae_heading = heading("VAE")
+        self.vae_heading.setToolTip("The VAE's loss is its reconstruction plus β times the KL divergence of its "
+                                    "codes from N(0, I)")
+        form.addRow(self.vae_heading)
+        form.addRow("KL weight β", self.beta)
+        form.addRow("β warm-up", self.beta_warmup)
+        self.vae_rows = [self.beta, self.beta_warmup]
         self.optimizer.currentIndexChanged.connect(self._on_optimizer_kind)
         self.schedule.currentIndexChanged.connect(self._on_schedule_kind)
         self.loss.currentIndexChanged.connect(self._on_loss)
@@ -144,6 +160,8 @@ class TrainingPanel(QWidget):
         self.early_on.toggled.connect(self._on_early)
         self.restore.toggled.connect(self._on_early)
         self.patience.valueChanged.connect(self._on_early)
+        self.beta.valueChanged.connect(lambda v: self._regularize(beta=v))
+        self.beta_warmup.valueChanged.connect(lambda v: self._regularize(beta_warmup=v))
 
     @property
     def opt_boxes(self) -> dict[str, QWidget]:
@@ -156,7 +174,7 @@ class TrainingPanel(QWidget):
 
     def _controls(self) -> list[QWidget]:
         return [self.optimizer, self.schedule, self.loss, self.l1, self.l2, self.wd, self.clip, self.clip_on,
-                self.early_on, self.patience, self.restore]
+                self.early_on, self.patience, self.restore, self.beta, self.beta_warmup]
 
     def set_spec(self, spec: SessionSpec) -> None:
         """Show a spec's settings without emitting edits."""
@@ -173,6 +191,8 @@ class TrainingPanel(QWidget):
             if reg.grad_clip is not None:
                 self.clip.setValue(reg.grad_clip)
             self.early_on.setChecked(reg.early_stopping is not None)
+            self.beta.setValue(reg.beta)
+            self.beta_warmup.setValue(reg.beta_warmup)
             if reg.early_stopping is not None:
                 self._early = reg.early_stopping
                 self.patience.setValue(reg.early_stopping.patience)
@@ -183,6 +203,17 @@ class TrainingPanel(QWidget):
         self.opt_fields.show(spec.optimizer)
         self.sched_fields.show(spec.schedule)
         images = family_of(spec.dataset).kind == "images"
+        reconstruction = spec.dataset.task == "reconstruction"
+        self.aug_heading.setText("Augmentation and denoising" if reconstruction else "Augmentation (training images)")
+        vae = any(n.op == "reparam" for n in spec.model.nodes)
+        self.vae_heading.setVisible(vae)
+        for w in self.vae_rows:
+            w.setVisible(vae)
+            label = self.layout().labelForField(w)
+            if label is not None:
+                label.setVisible(vae)
+        cross_entropy = self.loss.model().item(self.loss.findData("cross_entropy"))  # no classes to score
+        cross_entropy.setEnabled(not reconstruction)
         self.aug_heading.setVisible(images)
         self.aug_box.setVisible(images)
         if images:

@@ -17,8 +17,12 @@ from .curves import CurvesView
 from .drawing import DrawView
 from .features import FeaturesView, has_feature_maps
 from .health import HealthView
+from .latent import LatentView
+from .loss_split import LossSplitView
+from .manifold import ManifoldView
 from .network import NetworkView
 from .output import OutputView
+from .reconstructions import ReconstructionsView
 from .saliency import SaliencyView
 from .samples import SamplesView
 
@@ -30,9 +34,19 @@ def has_plane(spec: SessionSpec) -> bool:
     return family_of(spec.dataset).plane is not None
 
 
-def is_images(spec: SessionSpec) -> bool:
+def is_image_classifier(spec: SessionSpec) -> bool:
     """The dataset is a set of images to classify (samples, saliency, confusion)."""
-    return family_of(spec.dataset).kind == "images"
+    return family_of(spec.dataset).kind == "images" and spec.dataset.task == "classification"
+
+
+def is_autoencoder(spec: SessionSpec) -> bool:
+    """The network gives its input back (reconstructions, decoded pictures)."""
+    return spec.dataset.task == "reconstruction"
+
+
+def has_loss_parts(spec: SessionSpec) -> bool:
+    """The loss has parts worth plotting apart: a reconstruction's, and a VAE's KL term."""
+    return is_autoencoder(spec) or any(n.op == "reparam" for n in spec.model.nodes)
 
 
 def always(spec: SessionSpec) -> bool:
@@ -67,18 +81,30 @@ VIEWS: tuple[ViewEntry, ...] = (
     ViewEntry("network", "Network", NetworkView, None,
               "The network as it trains: neurons, weights and the layer-stack editor", "Network view", has_plane),
     ViewEntry("saliency", "Saliency", SaliencyView, Area.RightDockWidgetArea,
-              "Which pixels of the selected test image the answer depends on", "Saliency view", is_images),
+              "Which pixels of the selected test image the answer depends on", "Saliency view", is_image_classifier),
     ViewEntry("confusion", "Confusion", ConfusionView, Area.RightDockWidgetArea,
-              "Test-set confusion matrix with per-class precision, recall and F1", "Confusion matrix", is_images,
+              "Test-set confusion matrix with per-class precision, recall and F1", "Confusion matrix", is_image_classifier,
               tab_with="curves"),
     ViewEntry("features", "Features", FeaturesView, Area.RightDockWidgetArea,
               "Feature maps of the selected test image at one layer, and the first convolution's kernels",
               "Features view", has_feature_maps, tab_with="saliency"),
     ViewEntry("adversarial", "Adversarial", AdversarialView, Area.RightDockWidgetArea,
               "FGSM: the selected test image nudged to fool the network, and test accuracy under attack",
-              "Adversarial view", is_images, tab_with="saliency"),
+              "Adversarial view", is_image_classifier, tab_with="saliency"),
     ViewEntry("samples", "Samples", SamplesView, None,
-              "Test images with the network's prediction; click one to explain it", "Samples view", is_images),
+              "Test images with the network's prediction; click one to explain it", "Samples view", is_image_classifier),
     ViewEntry("drawing", "Draw", DrawView, None,
-              "Draw a picture for the network to classify, with its saliency", "Drawing view", is_images),
+              "Draw a picture for the network to classify, with its saliency", "Drawing view", is_image_classifier),
+    ViewEntry("latent", "Latent", LatentView, None,
+              "Any layer's activations as points coloured by label (PCA live, t-SNE on demand); an autoencoder "
+              "decodes where you click", "Latent view"),
+    ViewEntry("reconstructions", "Reconstructions", ReconstructionsView, Area.RightDockWidgetArea,
+              "Test pictures above what the autoencoder gives back, optionally through added noise",
+              "Reconstructions view", is_autoencoder, tab_with="saliency"),
+    ViewEntry("manifold", "Manifold", ManifoldView, Area.RightDockWidgetArea,
+              "A regular grid over the latent plane, each point decoded into a picture", "Manifold grid",
+              is_autoencoder, tab_with="reconstructions"),
+    ViewEntry("loss_split", "Loss split", LossSplitView, Area.RightDockWidgetArea,
+              "The loss's reconstruction and KL parts per epoch", "Loss split curves", has_loss_parts,
+              tab_with="curves"),
 )

@@ -89,7 +89,7 @@ def decode(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
     layer, width = _code_layer(ctx, request)
     flat = request.points if request.points is not None else (0.0,) * width
     if not flat or len(flat) % width or len(flat) // width > MAX_POINTS:
-        raise KeyError(f"points: give {width} values per point for {layer} (at most {MAX_POINTS:,} points), "
+        raise KeyError(f"give {width} values per point for {layer} (at most {MAX_POINTS:,} points), "
                        f"not {len(flat)} values")
     if not all(math.isfinite(v) for v in flat):
         raise KeyError("points must be finite numbers")

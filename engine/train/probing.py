@@ -57,6 +57,21 @@ class ProbeScheduler:
     def due(self, step: int) -> bool:
         return bool(self._wanted) and step >= self._next_step and time.perf_counter() >= self._next_time
 
+    def _compute(self, name: str, step: int) -> ProbeResult:
+        """One probe for its request; a request the run cannot answer (a layer or a code width of another
+        network, kept from an earlier run) is dropped for the probe's default, not raised into a training
+        thread or a window."""
+        request = self._requests.get(name)
+        try:
+            return run_probe(self.ctx, name, step, request)
+        except KeyError:
+            if request is None:
+                raise
+            with self._lock:
+                if self._requests.get(name) is request:
+                    del self._requests[name]
+            return run_probe(self.ctx, name, step, None)
+
     def run_urgent(self, step: int) -> None:
         """Answer the probes asked about something new since the last round, now rather than at the next round
         (a click that decodes a latent point is answered within a frame); the caller holds the model still."""
@@ -64,7 +79,7 @@ class ProbeScheduler:
             names, self.urgent = self.urgent & self._wanted, frozenset()
         if names:
             self.ctx.fresh()
-            self.results = {**self.results, **{n: run_probe(self.ctx, n, step, self._requests.get(n)) for n in names}}
+            self.results = {**self.results, **{n: self._compute(n, step) for n in names}}
 
     def run(self, step: int) -> None:
         """One round of every wanted probe (the caller holds the model still)."""
@@ -75,7 +90,7 @@ class ProbeScheduler:
         t = time.perf_counter()
         self.ctx.fresh()
         self.results = {**{n: r for n, r in self.results.items() if n in names},
-                        **{n: run_probe(self.ctx, n, step, self._requests.get(n)) for n in names}}
+                        **{n: self._compute(n, step) for n in names}}
         spent = time.perf_counter() - t
         self.seconds += spent
         self.rounds += 1

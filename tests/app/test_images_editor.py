@@ -69,8 +69,9 @@ def test_digits_cnn_shows_the_images_editor(qtbot):
     assert editor.seed.value() == 0
     # The batch size goes where toy2d's convention puts it: after the count, above the seed.
     assert rows(editor.form) == ["family", "", "noise", "train share", "validation", "images", "batch size", "seed",
-                                 "size"]
+                                 "size", "task"]
     assert panel.batch.value() == 32
+    assert editor.task.text() == "name each image's class"
     assert all(w.isVisible() for w in (*editor.buttons.values(), editor.noise, editor.samples, editor.seed))
     assert emitted == []  # showing a spec emits nothing
 

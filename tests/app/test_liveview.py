@@ -118,13 +118,15 @@ def test_the_window_is_built_from_the_views_table(open_window):
             assert w.tabs.tabText(w.tabs.indexOf(view)) == entry.title
         else:
             assert w.docks[entry.title].widget() is view and w.dockWidgetArea(w.docks[entry.title]) == entry.area
-    assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Network", "Samples", "Draw", "Graph editor"]
-    assert [w.tabs.tabText(i) for i in range(w.tabs.count()) if w.tabs.isTabVisible(i)] == ["Network", "Graph editor"]
+    assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Network", "Samples", "Draw", "Latent",
+                                                                   "Graph editor"]
+    assert [w.tabs.tabText(i) for i in range(w.tabs.count()) if w.tabs.isTabVisible(i)] == ["Network", "Latent",
+                                                                                         "Graph editor"]
     assert w.tabifiedDockWidgets(w.docks["Curves"]) == [w.docks["Health"]]  # Confusion is put away here
 
 
 def test_views_that_do_not_apply_are_put_away_and_cost_nothing(monkeypatch, open_window, qtbot):
-    never = {"output", "network"}
+    never = {"output", "network", "latent"}
     table = tuple(dataclasses.replace(e, applies=lambda spec: False) if e.name in never else e for e in VIEWS)
     monkeypatch.setattr("app.deck.VIEWS", table)
     w = open_window("tfp-circle")

@@ -28,6 +28,9 @@ def test_each_preset_opens_and_shows_its_starting_model(open_window, preset):
         assert w.output.rgb is not None and w.output.rgb.shape[2] == 3
         assert len(w.network.canvas.columns) == len(c.trainer.info.order) - len(
             [n for n in c.trainer.info.order if c.trainer.info.nodes[n].op not in ("dense", "input")])
+    elif c.trainer.spec.dataset.task == "reconstruction":  # autoencoders: their views, not the classifier's
+        assert not w.docks["Reconstructions"].isHidden() and w.docks["Saliency"].isHidden()
+        assert not w.deck.tabs.isTabVisible(w.deck.tabs.indexOf(w.views["samples"]))
     else:  # images: the samples tab shows the test images with the untrained network's guesses
         w.deck.tabs.setCurrentWidget(w.views["samples"])
         assert len(w.views["samples"].grid.rows) > 0
@@ -181,7 +184,8 @@ def test_live_plotting_soak(open_window, qtbot):
     """Plot live with every view shown for a few seconds (PySide6 6.12.0 + pyqtgraph 0.14 crashed here)."""
     w = open_window("spiral")
     w.deck.show_all()
-    fits = {e.name for e in VIEWS if e.applies(w.controller.spec)}
+    fits = {e.name for e in VIEWS if e.applies(w.controller.spec)  # every dock that applies, one central tab
+            and (e.area is not None or w.views[e.name] is w.tabs.currentWidget())}
     assert all(d.isVisible() == d.toggleViewAction().isEnabled() for d in w.docks.values())
     qtbot.waitUntil(lambda: all(v.showing() for n, v in w.views.items() if n in fits))  # none parked out of sight
     w.controller.play()

@@ -257,3 +257,15 @@ def test_a_file_with_impossible_loss_parts_is_refused_naming_the_field(tmp_path)
             z.writestr(n, data)
     with pytest.raises(SessionFileError, match="state.epoch_parts"):
         load_session(bad)
+
+
+def test_a_request_the_run_cannot_answer_falls_back_to_the_default_instead_of_stopping_training():
+    """Views keep their requests across runs; one that fits another network (its layer, its code width) must
+    not raise in the training thread."""
+    tr = Trainer(load_preset("digits-vae-2d"), probes={"embedding", "decode"})
+    tr.set_probe_request("embedding", ProbeRequest(layer="conv_1"))
+    tr.set_probe_request("decode", ProbeRequest(points=(0.0,) * 3))  # 3 values: no whole 2-D point
+    list(tr.run(steps=3))
+    assert tr.status == "finished"
+    assert tr.probes["embedding"].arrays["layer"][0] == "z" and tr.probes["decode"].arrays["images"].shape == (1, 1, 8, 8)
+    assert tr.prober.request("embedding") == ProbeRequest()  # dropped, not asked again every round

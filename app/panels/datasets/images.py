@@ -149,6 +149,11 @@ class ImagesEditor(SampledEditor):
                                "shapes fits them (the digits-transfer preset); the network's input follows")
         self.scaled.toggled.connect(self._on_scaled)
         form.addRow("size", self.scaled)
+        self.task = QLabel()
+        self.task.setWordWrap(True)
+        self.task.setToolTip("What the network learns from the images, set by the session (open an autoencoder "
+                             "preset such as digits-vae-2d to reconstruct)")
+        form.addRow("task", self.task)
         self.group.buttonClicked.connect(self._on_dataset)
         self.seed.valueChanged.connect(self._on_seed)
 
@@ -169,6 +174,8 @@ class ImagesEditor(SampledEditor):
             self.seed.setValue(min(ds.seed, MAX_SEED))
             self.scaled.setChecked(ds.size == SHAPES_SIZE)
         self.scaled.setEnabled(ds.name == "digits")  # the shapes are 28×28 already
+        self.task.setText("reconstruct them (an autoencoder; the classes only colour its codes)"
+                          if ds.task == "reconstruction" else "name each image's class")
         self._on_slider_moved()
 
     @Slot()
