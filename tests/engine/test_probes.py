@@ -111,26 +111,26 @@ def saved(tmp_path_factory):
     return path, tr
 
 
-@pytest.fixture(scope="module")
-def saved_images(tmp_path_factory):
-    """A digits CNN after a few steps: the image probes' session."""
-    path = tmp_path_factory.mktemp("probe") / "digits.dlp"
-    tr = Trainer(load_preset("digits-cnn"), probes=False)
+def _trained(tmp_path_factory, preset: str) -> tuple:
+    """A preset's session after 20 steps, saved, and its trainer."""
+    path = tmp_path_factory.mktemp("probe") / f"{preset}.dlp"
+    tr = Trainer(load_preset(preset), probes=False)
     for _ in tr.run(steps=20):
         pass
     save_session(path, tr.spec, tr.checkpoint())
     return path, tr
+
+
+@pytest.fixture(scope="module")
+def saved_images(tmp_path_factory):
+    """A digits CNN after a few steps: the image probes' session."""
+    return _trained(tmp_path_factory, "digits-cnn")
 
 
 @pytest.fixture(scope="module")
 def saved_vae(tmp_path_factory):
     """A digits VAE after a few steps: the autoencoder probes' session."""
-    path = tmp_path_factory.mktemp("probe") / "vae.dlp"
-    tr = Trainer(load_preset("digits-vae-2d"), probes=False)
-    for _ in tr.run(steps=20):
-        pass
-    save_session(path, tr.spec, tr.checkpoint())
-    return path, tr
+    return _trained(tmp_path_factory, "digits-vae-2d")
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
