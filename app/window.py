@@ -441,6 +441,8 @@ class MainWindow(QMainWindow):
         if not self.files.confirm_discard("quitting"):
             event.ignore()
             return
+        for view in self.views.values():
+            view.shutdown()
         self.controller.shutdown()
         self.files.finish()
         self.save_layout()

@@ -18,7 +18,7 @@ from .head import Head
 from .ops import OPS, Params, Shape, ShapeError, fmt_shape
 from .safejson import check_tree
 from .schema import validate_strict
-from .spec import ModelSpec, SessionSpec, migrate
+from .spec import Augment, ModelSpec, SessionSpec, migrate
 
 # Which output activations suit which task, and the losses each takes.
 HEADS = {
@@ -58,8 +58,25 @@ def load_spec_json(path: str | Path) -> SessionSpec:
     return parse_spec(safejson.loads(text, str(path)))
 
 
+# Augmentations that move an image's pixels: its reconstruction target would have to move with it.
+GEOMETRIC = ("shift", "rotation", "flip")
+
+
+def check_augment(task: str, augment: Augment) -> None:
+    """An autoencoder's target is the clean picture as it is: noise and cutout on the input alone make it a
+    denoising (or inpainting) one, but a shift, turn or flip of the input alone asks it to undo a random move
+    it cannot know. SpecError naming the field."""
+    if task != "reconstruction":
+        return
+    for name in GEOMETRIC:
+        if getattr(augment, name):
+            raise SpecError(f"regularization.augment.{name}", "an autoencoder gives back the picture as it came: "
+                            "moving the input alone would ask it to guess the move; use noise or cutout")
+
+
 def check_spec(spec: SessionSpec) -> GraphInfo:
     """Validate the model graph against the dataset, the head and the loss."""
+    check_augment(spec.dataset.task, spec.regularization.augment)
     info = analyse(spec.model, dataset_input_shape(spec.dataset))
     out = info.nodes[info.output_id]
     act = out.params.activation  # type: ignore[attr-defined]

@@ -365,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--split", choices=("test", "train"), help="saliency: which images (test)")
     pr.add_argument("--eps", type=float, help="adversarial: FGSM's step, a share of full brightness (0.1); "
                                               "reconstruction: noise added to the inputs, the same unit")
-    pr.add_argument("--points", help="decode: latent points, values comma-separated, points by ';' (0,0;1,-1)")
+    pr.add_argument("--points", help="decode: latent points, values comma-separated, points by ';': "
+                                         "--points='0,0;-1,1' (quoted; '=' lets it start with a minus)")
     pr.add_argument("--size", type=int, help="manifold: pictures per side of the grid (12)")
     pr.add_argument("--out", help="write the arrays here (.npz, one array per name)")
     pr.add_argument("--quiet", action="store_true", help="print nothing on success")

@@ -17,8 +17,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.check import check_augment
 from engine.datasets import family_of
-from engine.errors import format_pydantic
+from engine.errors import SpecError, format_pydantic
 from engine.optimizers import OPTIMIZERS
 from engine.schedules import ScheduleSpec
 from engine.spec import Augment, EarlyStopping, Regularization, SessionSpec
@@ -275,10 +276,17 @@ class TrainingPanel(QWidget):
     def _on_augment(self) -> None:
         try:
             augment = Augment.model_validate(self.aug_fields.data())
+            if self.spec is not None:
+                check_augment(self.spec.dataset.task, augment)
         except ValidationError as exc:
             self.refused.setText(f"⚠ not applied: {format_pydantic(exc, 'augment')}")
             self.refused.show()
             return
+        except SpecError as exc:
+            self.refused.setText(f"⚠ not applied: {exc.what.removeprefix('regularization.augment.')}: {exc.why}")
+            self.refused.show()
+            return
+        self.refused.hide()
         self._regularize(augment=augment)
 
     @Slot()

@@ -93,6 +93,10 @@ class LiveView(QWidget):
         defaults."""
         return {}
 
+    def shutdown(self) -> None:
+        """The window is closing: stop any thread of the view's own and wait for it (a view behind another tab
+        gets no hide event)."""
+
     def export(self, fmt: str, path: Path) -> None:
         """Write the view as a PNG or SVG image (the widget as drawn; plots override for a sharper PNG)."""
         export_widget(self, fmt, path)

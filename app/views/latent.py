@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Slot
-from PySide6.QtGui import QHideEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsItem,
@@ -21,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from engine import Snapshot
 from engine.probes import ProbeRequest
-from engine.projection import Projection, pca
+from engine.projection import Projection
 
 from ..controller import Controller, RunInfo
 from .base import LiveView, control_row
@@ -139,6 +138,8 @@ class LatentView(LiveView):
         self.xy = np.zeros((0, 2))  # the positions drawn, row by row of `shown`
         self.mode = "pca"  # direct | pca | tsne: how `xy` came about
         self.proj: Projection | None = None
+        self._probe_proj: Projection | None = None  # the embedding probe's PCA plane of the points shown
+        self._placed: tuple[object, ...] = ()
         self.tsne: TsneMap | None = None
         self.job: int | None = None  # the t-SNE job under way
         self.job_of: tuple[Shown, int] | None = None  # the points it maps, of which run
@@ -186,13 +187,7 @@ class LatentView(LiveView):
         self.decoded.setVisible(decodes)
         self.strip.setVisible(decodes)
         if self.controller.probe_requests.get("decode") not in (None, ProbeRequest()):
-            # A code or a layer asked of the last network may not fit this one. Each ask is answered at once
-            # while paused, with the other probe's request as it stands: this one may meet the embedding's old
-            # layer (its probe's KeyError), which the next ask replaces.
-            try:
-                self.controller.ask_probe("decode", ProbeRequest())
-            except KeyError:
-                pass
+            self.controller.ask_probe("decode", ProbeRequest())  # a code asked of the last network
         self._ask()
 
     @Slot()
@@ -224,7 +219,13 @@ class LatentView(LiveView):
             finite = np.isfinite(a["points"]).all(axis=1)
             self.shown = Shown(a["points"][finite], rows[finite], a["labels"][finite], layer, split, snap.step)
             self.lost = int((~finite).sum())
-        self._place()
+            # the probe projects wide layers on the training thread; the view only draws the plane
+            self._probe_proj = Projection(a["pca"][finite], a["pca_axes"], a["pca_mean"],
+                                          a["pca_explained"]) if "pca" in a else None
+        placed = (emb.serial, self.projection.currentData(), id(self.tsne))  # what the positions come from
+        if placed != self._placed:  # not on a decode's answer alone
+            self._placed = placed
+            self._place()
         decode = snap.probes.get("decode")
         if decode is not None and decode.serial != self._decode_serial:
             self._decode_serial = decode.serial
@@ -245,9 +246,8 @@ class LatentView(LiveView):
             mode, xy, self.proj = "tsne", self.tsne.points, None
         elif s.points.shape[1] <= 2:  # drawn as it is (one unit: along the x axis)
             mode, xy, self.proj = "direct", widen(s.points), None
-        elif len(s.points):
-            previous = self.proj if self.proj is not None and self.proj.axes.shape[0] == s.points.shape[1] else None
-            self.proj = pca(s.points, 2, previous=previous)
+        elif len(s.points) and self._probe_proj is not None:
+            self.proj = self._probe_proj
             mode, xy = "pca", self.proj.points
         else:
             mode, xy, self.proj = "pca", np.zeros((0, 2)), None
@@ -489,10 +489,8 @@ class LatentView(LiveView):
     def tsne_running(self) -> bool:
         return self.runner.running()
 
-    def hideEvent(self, event: QHideEvent) -> None:
-        """The window closing (not a tab switched away): stop the t-SNE thread and wait for it."""
-        super().hideEvent(event)
-        if not self.window().isVisible() and not event.spontaneous():
-            self.runner.stop()
-            self.job = None
-            self._show_progress(False)
+    def shutdown(self) -> None:
+        """The window is closing (whichever tab shows): stop the t-SNE thread and wait for it."""
+        self.runner.stop()
+        self.job = None
+        self._show_progress(False)

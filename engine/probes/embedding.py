@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..graph import GraphInfo
+from ..projection import pca
 from .registry import Probe, ProbeContext, ProbeRequest, own, register
 
 MAX_POINTS = 10_000  # samples embedded at most (the first ones of the split)
@@ -42,7 +43,10 @@ def embedding(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]
     """In eval mode, for the ``split``'s samples (``samples`` START:STOP, default the first MAX_POINTS):
     ``points`` (N, D) the ``layer``'s output flattened (default: the bottleneck), ``labels`` (N,) their labels
     (class indices, or regression targets), ``rows`` (N,) their indices in the split, ``layer`` (1,) the block
-    answered and ``layers`` the blocks one may ask for."""
+    answered and ``layers`` the blocks one may ask for. A layer wider than 2 also comes projected on its two
+    principal axes, here on the training thread (a 3,136-wide layer's PCA takes ~0.1 s): ``pca`` (N, 2) (NaN for
+    points that are not finite), ``pca_axes`` (D, 2), ``pca_mean`` (D,), ``pca_explained`` (2,); each axis keeps
+    the sign it had the round before, so points do not flip sides as the network trains."""
     info = ctx.model.info
     layers = hidden_layers(info)
     name = request.layer or bottleneck(info)
@@ -65,9 +69,21 @@ def embedding(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]
         "x_test", lambda: torch.from_numpy(x_np).to(dev))  # the test inputs, made once a run
     values = ctx.forward_all(f"{request.split}[{start}:{stop}]", x[start:stop])
     rows = np.arange(start, stop)
-    points = values[name].flatten(1)
-    return {"points": own(points), "labels": np.asarray(y[start:stop]).copy(), "rows": rows,
-            "layer": np.array([name], dtype=str), "layers": np.array(layers, dtype=str)}
+    points = own(values[name].flatten(1))
+    out = {"points": points, "labels": np.asarray(y[start:stop]).copy(), "rows": rows,
+           "layer": np.array([name], dtype=str), "layers": np.array(layers, dtype=str)}
+    finite = np.isfinite(points).all(axis=1)
+    if points.shape[1] > 2 and finite.any():
+        key = f"pca {name} {request.split}"
+        previous = ctx.memory.get(key)
+        if previous is not None and previous.axes.shape[0] != points.shape[1]:
+            previous = None
+        proj = ctx.memory[key] = pca(points[finite], 2, previous=previous)
+        plane = np.full((len(points), 2), np.nan, dtype=np.float32)
+        plane[finite] = proj.points
+        out |= {"pca": plane, "pca_axes": proj.axes.astype(np.float32), "pca_mean": proj.mean.astype(np.float32),
+                "pca_explained": proj.explained.astype(np.float32)}
+    return out
 
 
 register(Probe("embedding", "a block's activations for many samples with their labels (default: the bottleneck)",

@@ -25,6 +25,21 @@ def _reconstructs(info: GraphInfo, dataset_spec: Any) -> bool:
     return getattr(dataset_spec, "task", "") == "reconstruction" and bottleneck(info) is not None
 
 
+def decodable(info: GraphInfo, layer: str) -> bool:
+    """Whether the output follows from ``layer`` alone (no skip connection passes it), as `forward_from` needs."""
+    reached = {layer}
+    for n in info.order[info.order.index(layer) + 1:]:
+        inputs = info.nodes[n].inputs
+        if inputs and all(p in reached for p in inputs):
+            reached.add(n)
+    return info.output_id in reached
+
+
+def _decodes(info: GraphInfo, dataset_spec: Any) -> bool:
+    """An autoencoder whose bottleneck can be decoded on its own."""
+    return _reconstructs(info, dataset_spec) and decodable(info, bottleneck(info))
+
+
 def _pictures(ctx: ProbeContext, z: torch.Tensor) -> np.ndarray:
     """The head's output for pre-activations ``z`` as pictures (N, C, H, W) in the input's shape."""
     return own(ctx.head.output(z).reshape(len(z), *ctx.head.shape))
@@ -114,6 +129,9 @@ def manifold(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
     x = ctx.constant("x_test", lambda: torch.from_numpy(ctx.data.x_test).to(dev))
     m = len(ctx.data.y_test)  # the embedding probe's key for the same pass: one forward serves both
     codes = own(ctx.forward_all(f"test[0:{m}]", x[:m])[layer].flatten(1))  # the test codes (a VAE's means)
+    codes = codes[np.isfinite(codes).all(axis=1)]  # a diverged network's codes can be NaN
+    if not len(codes):
+        raise ValueError(f"the codes of {layer} are not finite (the network has diverged)")
     if width == 2:
         origin, axes = np.zeros(2, np.float32), np.eye(2, dtype=np.float32)
     else:
@@ -140,6 +158,6 @@ register(Probe("reconstruction", "an autoencoder's outputs for test pictures, op
                                  "(--eps, a share of full brightness)", _reconstructs, reconstruction,
                takes=frozenset({"samples", "eps"})))
 register(Probe("decode", "the pictures an autoencoder's decoder makes from given latent points (--points)",
-               _reconstructs, decode, takes=frozenset({"layer", "points"})))
+               _decodes, decode, takes=frozenset({"layer", "points"})))
 register(Probe("manifold", "a regular grid over the latent plane decoded into one mosaic (--size, per side)",
-               _reconstructs, manifold, takes=frozenset({"layer", "size"})))
+               _decodes, manifold, takes=frozenset({"layer", "size"})))

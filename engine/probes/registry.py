@@ -46,6 +46,7 @@ class ProbeContext:
     settings: Any  # the session's Training settings (probe_grid, neuron_grid, ...)
     _cache: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
     _constants: dict[str, torch.Tensor] = field(default_factory=dict)
+    memory: dict[str, Any] = field(default_factory=dict)  # what a probe keeps between rounds (the last PCA axes)
 
     def constant(self, key: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
         """An input that stays the same for the whole run (a probe grid), made on first use only."""

@@ -1,10 +1,13 @@
 """Probe scheduling: run the probes someone asked for, spaced so they cost a small share of training time."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from ..probes import PROBES, ProbeContext, ProbeRequest, ProbeResult, run_probe
+
+log = logging.getLogger(__name__)
 
 PROBE_BUDGET = 0.03  # automatic probes take at most this share of training time
 PROBE_MIN_INTERVAL = 1 / 12  # and come at most 12 times a second: each one is redrawn by several views
@@ -57,20 +60,32 @@ class ProbeScheduler:
     def due(self, step: int) -> bool:
         return bool(self._wanted) and step >= self._next_step and time.perf_counter() >= self._next_time
 
-    def _compute(self, name: str, step: int) -> ProbeResult:
+    def _compute(self, name: str, step: int) -> ProbeResult | None:
         """One probe for its request; a request the run cannot answer (a layer or a code width of another
-        network, kept from an earlier run) is dropped for the probe's default, not raised into a training
-        thread or a window."""
+        network, kept from an earlier run) is dropped for the probe's default. A probe that fails on the model
+        as it is (non-finite weights after a divergence) is left out of this round and logged: a picture is
+        never worth stopping a run or a window for."""
         request = self._requests.get(name)
         try:
-            return run_probe(self.ctx, name, step, request)
-        except KeyError:
-            if request is None:
-                raise
-            with self._lock:
-                if self._requests.get(name) is request:
-                    del self._requests[name]
-            return run_probe(self.ctx, name, step, None)
+            try:
+                return run_probe(self.ctx, name, step, request)
+            except KeyError:
+                if request is None:
+                    raise
+                with self._lock:
+                    if self._requests.get(name) is request:
+                        del self._requests[name]
+                return run_probe(self.ctx, name, step, None)
+        except (KeyError, ValueError, RuntimeError, ArithmeticError) as exc:
+            log.warning("probe %s left out at step %d: %s", name, step, str(exc).splitlines()[0] if str(exc) else
+                        type(exc).__name__)
+            return None
+
+    def _merge(self, names: frozenset[str], step: int) -> dict[str, ProbeResult]:
+        """The results with this round's of ``names`` (a probe that failed keeps no stale result)."""
+        fresh = {n: self._compute(n, step) for n in names}
+        kept = {n: r for n, r in self.results.items() if n not in fresh}
+        return kept | {n: r for n, r in fresh.items() if r is not None}
 
     def run_urgent(self, step: int) -> None:
         """Answer the probes asked about something new since the last round, now rather than at the next round
@@ -79,7 +94,7 @@ class ProbeScheduler:
             names, self.urgent = self.urgent & self._wanted, frozenset()
         if names:
             self.ctx.fresh()
-            self.results = {**self.results, **{n: self._compute(n, step) for n in names}}
+            self.results = self._merge(names, step)
 
     def run(self, step: int) -> None:
         """One round of every wanted probe (the caller holds the model still)."""
@@ -89,8 +104,7 @@ class ProbeScheduler:
             return
         t = time.perf_counter()
         self.ctx.fresh()
-        self.results = {**{n: r for n, r in self.results.items() if n in names},
-                        **{n: self._compute(n, step) for n in names}}
+        self.results = {n: r for n, r in self._merge(names, step).items() if n in names}
         spent = time.perf_counter() - t
         self.seconds += spent
         self.rounds += 1

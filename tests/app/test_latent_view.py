@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pyqtgraph as pg
+import pytest
 from PySide6.QtCore import QObject, QPoint, QPointF, Qt, Slot
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
@@ -86,7 +87,9 @@ def test_a_2d_code_is_drawn_as_it_is_coloured_by_label_and_a_wider_layer_by_pca(
     qtbot.waitUntil(lambda: view.shown.layer == "encoder_2")
     a = embedding(w)
     assert a["points"].shape == (n, 128) and view.mode == "pca"
-    np.testing.assert_allclose(scatter_xy(view), pca(a["points"]).points, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scatter_xy(view), a["pca"], rtol=1e-4, atol=1e-4)  # the probe projects
+    signs = np.sign((a["pca"] * pca(a["points"]).points).sum(axis=0))  # PCA up to each axis' sign
+    np.testing.assert_allclose(a["pca"] * signs, pca(a["points"]).points, rtol=1e-3, atol=1e-3)
     assert "encoder_2: 128 wide" in view.caption.text() and "PCA: PC1 " in view.caption.text()
     assert "choose it as the layer" in view.hint.text()  # decoding starts from the bottleneck only
     view.split.setCurrentIndex(view.split.findData("train"))
@@ -239,7 +242,8 @@ def test_a_new_run_cancels_the_tsne_of_the_old_one(open_window, qtbot):
     qtbot.waitUntil(lambda: view.shown is not None and view.shown.split == "train")  # the new run drawn
 
 
-def test_closing_the_window_while_tsne_runs_ends_its_thread(open_window, qtbot):
+@pytest.mark.parametrize("behind", [False, True], ids=["in front", "behind another tab"])
+def test_closing_the_window_while_tsne_runs_ends_its_thread(open_window, qtbot, behind):
     w, view = latent(open_window, qtbot, "digits-vae-8d")
     view.split.setCurrentIndex(view.split.findData("train"))
     qtbot.waitUntil(lambda: view.shown.split == "train")
@@ -247,6 +251,9 @@ def test_closing_the_window_while_tsne_runs_ends_its_thread(open_window, qtbot):
     qtbot.waitUntil(lambda: view.progress.value() > 0, timeout=20_000)
     threads = list(view.runner._threads)
     assert any(t.is_alive() for t in threads)
+    if behind:  # a tab out of sight gets no hide event when the window closes
+        w.tabs.setCurrentWidget(w.editor)
+        assert not view.isVisible() and any(t.is_alive() for t in threads)
     w.controller.set_modified(False)
     w.close()
     assert not any(t.is_alive() for t in threads)  # cancelled and waited for before the window went
@@ -259,11 +266,13 @@ def test_ten_thousand_points_move_in_place_keeping_their_brushes(open_window, qt
     points = rng.normal(size=(n, 64)).astype(np.float32) * np.linspace(3, 0.5, 64, dtype=np.float32)
     labels = rng.integers(0, 10, n)
     view.shown = Shown(points, np.arange(n), labels, "x", "test", 0)
+    view._probe_proj = first_proj = pca(points, 2)  # as the embedding probe projects them
     view._place()
     brushes = view.scatter.data["brush"].copy()
     assert len(brushes) == n and len({id(b) for b in brushes}) == 10  # one shared brush per class
     first = scatter_xy(view)
     view.shown = Shown(points * 2, np.arange(n), labels, "x", "test", 1)
+    view._probe_proj = pca(points * 2, 2, previous=first_proj)
     view._place()
     np.testing.assert_allclose(scatter_xy(view), 2 * first, rtol=1e-4, atol=1e-4)  # PCA again, same signs
     assert all(a is b for a, b in zip(view.scatter.data["brush"], brushes, strict=True))

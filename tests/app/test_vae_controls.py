@@ -17,7 +17,7 @@ def test_beta_changes_the_running_vae_without_a_reset(open_window, qtbot):
     run, step = c.run_info.run_id, c.trainer.step
     panel.beta.setValue(2.5)
     panel.beta_warmup.setValue(0)
-    qtbot.waitUntil(lambda: c.trainer.spec.regularization.beta == 2.5 or c.spec.regularization.beta == 2.5)
+    assert c.spec.regularization.beta == 2.5  # the session's spec at once; the run's at its next boundary
     c.trainer.apply_commands()
     assert c.trainer.beta == 2.5 and c.trainer.spec.regularization.beta_warmup == 0
     assert c.run_info.run_id == run and c.trainer.step == step  # the same run, not a restart
@@ -41,3 +41,19 @@ def test_the_vae_rows_show_only_for_a_vae_and_autoencoders_cannot_pick_cross_ent
     assert panel.aug_heading.text() == "Augmentation and denoising"
     panel.set_spec(load_preset("digits-vae-8d"))
     assert panel.beta.isVisible() and panel.beta_warmup.isVisible()
+
+
+def test_the_training_panel_refuses_a_shift_for_an_autoencoder_and_says_why(qtbot):
+    from app.panels.training import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_spec(load_preset("digits-denoise"))
+    emitted: list = []
+    panel.spec_edited.connect(emitted.append)
+    panel.aug_fields.widgets()["shift"].setValue(2)
+    assert emitted == [] and panel.refused.isVisible() and "shift" in panel.refused.text()
+    panel.aug_fields.widgets()["shift"].setValue(0)
+    panel.aug_fields.widgets()["cutout"].setValue(3)
+    assert emitted and emitted[-1].regularization.augment.cutout == 3 and not panel.refused.isVisible()

@@ -134,7 +134,11 @@ def test_decode_from_a_block_a_skip_connection_passes_is_refused():
     edges = [["input", "flatten"], ["flatten", "code"], ["code", "dec"], ["dec", "skip"], ["flatten", "skip"],
              ["skip", "output"]]
     d["model"] = {"nodes": nodes, "edges": edges}
-    tr = Trainer(parse_spec(d), probes=False)
+    tr = Trainer(parse_spec(d), probes=True)
+    assert "decode" not in tr.applicable_probes and "manifold" not in tr.applicable_probes
+    assert {"reconstruction", "embedding"} <= set(tr.applicable_probes)
+    list(tr.run(steps=3))  # every probe that applies runs: none raises into training
+    assert tr.status == "finished"
     with pytest.raises(KeyError, match="cannot be computed from code alone"):
         run_probe(tr.prober.ctx, "decode", 0, ProbeRequest(layer="code", points=(0.0, 0.0)))
     assert run_probe(tr.prober.ctx, "decode", 0, ProbeRequest(layer="skip", points=(0.0,) * 64)).arrays[
@@ -260,3 +264,22 @@ def test_a_request_the_run_cannot_answer_falls_back_to_the_default_instead_of_st
     assert tr.status == "finished"
     assert tr.probes["embedding"].arrays["layer"][0] == "z" and tr.probes["decode"].arrays["images"].shape == (1, 1, 8, 8)
     assert tr.prober.request("embedding") == ProbeRequest()  # dropped, not asked again every round
+
+
+def test_a_diverging_vae_stops_as_diverged_whatever_the_probes_meet():
+    d = spec_to_dict(load_preset("digits-vae-8d"))
+    d["optimizer"] = {"kind": "sgd", "lr": 5.0}
+    tr = Trainer(parse_spec(d), probes={"manifold", "embedding", "reconstruction", "decode"})
+    list(tr.run(epochs=2))
+    assert tr.status == "diverged" and "lower learning rate" in tr.message
+
+
+def test_an_autoencoder_refuses_moving_its_input_alone_but_takes_noise_and_cutout():
+    d = spec_to_dict(load_preset("digits-denoise"))
+    for field, value in (("shift", 2), ("rotation", 10.0), ("flip", True)):
+        bad = json.loads(json.dumps(d))
+        bad["regularization"]["augment"] = {field: value}
+        with pytest.raises(SpecError, match=rf"regularization.augment.{field}"):
+            parse_spec(bad)
+    d["regularization"]["augment"] = {"noise": 0.5, "cutout": 3}
+    parse_spec(d)

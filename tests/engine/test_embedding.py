@@ -102,3 +102,22 @@ def test_the_cli_writes_the_embedding(tmp_path):
     assert done.returncode == 0, done.stderr
     z = np.load(out)
     assert z["points"].shape[0] == z["labels"].shape[0] == len(tr.data.y_test) and z["points"].ndim == 2
+
+
+def test_wide_layers_come_projected_with_axes_that_keep_their_signs():
+    """The probe projects on the training thread (a view only draws); between rounds each axis keeps its sign."""
+    tr = Trainer(load_preset("digits-vae-8d"), probes=False)
+    ctx = tr.prober.ctx
+    a = run_probe(ctx, "embedding", 0, ProbeRequest()).arrays
+    fresh = pca(a["points"], 2)
+    np.testing.assert_allclose(a["pca"], fresh.points, rtol=1e-4, atol=1e-5)
+    for _ in tr.run(steps=40, snapshot_every=1e9):
+        pass
+    b = run_probe(ctx.fresh(), "embedding", tr.step, ProbeRequest()).arrays
+    assert ((a["pca_axes"] * b["pca_axes"]).sum(axis=0) > 0).all()  # turned the way they pointed before
+    assert b["pca"].shape == (len(tr.data.y_test), 2) and b["pca_explained"].sum() <= 1.0 + 1e-6
+    narrow = run_probe(ctx, "embedding", tr.step, ProbeRequest(layer="mu", samples=(0, 5))).arrays
+    assert "pca" in narrow  # 8 wide
+    two = run_probe(Trainer(load_preset("digits-vae-2d"), probes=False).prober.ctx, "embedding", 0,
+                    ProbeRequest()).arrays
+    assert "pca" not in two  # a 2-D code is drawn as it is
