@@ -99,7 +99,8 @@ def check_spec(spec: SessionSpec) -> GraphInfo:
             raise GraphError(
                 f"model.nodes[{out.index}]",
                 f"{out.id} must give the picture back, {fmt_shape(head.shape)} or {fmt_shape((units,))} values, "
-                f"but gets {fmt_shape(out.shape)}: give {feeder.id} {units} units (or the picture's shape)")
+                f"but gets {fmt_shape(out.shape)}: " + (f"give {feeder.id} {units} units" if feeder.op == "dense"
+                                                        else f"make {feeder.id} give {fmt_shape(head.shape)}"))
         return info
     if out.shape != (units,):
         feeder = info.nodes[out.inputs[0]]

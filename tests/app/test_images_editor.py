@@ -208,3 +208,31 @@ def test_scaling_the_digits_to_28_fits_the_networks_input(qtbot):
     assert editor.scaled.isChecked()
     panel.set_spec(load_preset("shapes-cnn"))
     assert not editor.scaled.isEnabled()
+
+
+@pytest.mark.parametrize("preset", ["digits-ae-2d", "digits-vae-2d"])
+def test_an_autoencoder_follows_its_pictures_to_another_size(qtbot, preset):
+    """Digits to shapes, or the digits at 28×28: the input, and the dense layer that gives the picture back,
+    follow the new size, so the network still checks and trains."""
+    panel, emitted = shown_panel(qtbot, load_preset(preset))
+    qtbot.mouseClick(panel.editor.buttons["shapes"], Qt.MouseButton.LeftButton)
+    shapes = emitted[-1]
+    assert shapes.dataset.name == "shapes" and shapes.dataset.task == "reconstruction"
+    assert input_declared(shapes) == [1, 28, 28]
+    assert next(n for n in shapes.model.nodes if n.id == "reconstruct").params["units"] == 784
+    tr = Trainer(parse_spec(spec_to_dict(shapes)), probes=False)
+    tr.train_step()
+    assert tr.history["step_loss"][0] > 0
+    panel.set_spec(load_preset(preset))
+    panel.editor.scaled.setChecked(True)
+    assert input_declared(emitted[-1]) == [1, 28, 28] and emitted[-1].dataset.size == 28
+    parse_spec(spec_to_dict(emitted[-1]))
+
+
+def test_a_convolutional_decoder_that_cannot_follow_is_explained():
+    s = load_preset("shapes-conv-ae")
+    moved = fit_model(s, Images.model_validate(s.dataset.model_dump() | {"name": "digits", "samples": 1797}))
+    from engine.errors import GraphError
+
+    with pytest.raises(GraphError, match=r"make up_2 give \(B, 1, 8, 8\)"):
+        parse_spec(spec_to_dict(moved))

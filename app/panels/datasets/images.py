@@ -3,6 +3,7 @@ and validation shares, number of images and the data seed. Moving between digits
 head to the new class count."""
 from __future__ import annotations
 
+import math
 from functools import cache
 
 import numpy as np
@@ -61,11 +62,14 @@ def fit_model(spec: SessionSpec, dataset: Images) -> SessionSpec:
     """The spec moved to `dataset` with the head fitted by `fit_head`, as every family's editor does. The image
     presets are graphs rather than plain stacks (`fit_head` leaves those alone), so for a graph whose last block
     is a dense layer into a softmax output, that layer also gets one unit per class, and an input that declares
-    its shape is given the new images' shape (8×8 digits, 28×28 shapes). Any other graph is left as `fit_head`
-    leaves it: the window then explains what does not fit and keeps the old spec."""
+    its shape is given the new images' shape (8×8 digits, 28×28 shapes); an autoencoder's picture follows the
+    new size (`_fit_picture`). Any other graph is left as `fit_head` leaves it: the window then explains what
+    does not fit and keeps the old spec."""
     fitted = fit_head(spec, dataset)
     if from_model(fitted.model) is not None:
         return fitted
+    if dataset.task == "reconstruction":
+        return _fit_picture(fitted, tuple(input_shape(spec.dataset)), tuple(input_shape(dataset)))
     model = fitted.model
     outputs = [n for n in model.nodes if n.op == "output"]
     if len(outputs) != 1 or outputs[0].params.get("activation") != "softmax":
@@ -82,6 +86,26 @@ def fit_model(spec: SessionSpec, dataset: Images) -> SessionSpec:
         elif node["op"] == "input" and "shape" in node["params"]:
             node["params"] = {**node["params"], "shape": shape}
     return fitted.model_copy(update={"model": ModelSpec.model_validate(data)})
+
+
+def _fit_picture(spec: SessionSpec, old: tuple[int, ...], new: tuple[int, ...]) -> SessionSpec:
+    """An autoencoder moved to pictures of another size: its declared input, any reshape back to the picture
+    and the dense layer that gives the picture's pixels follow the new size. A convolutional decoder's
+    arithmetic is left as it is (the window then says what does not fit)."""
+    if old == new:
+        return spec
+    data = spec.model.model_dump(mode="json")
+    out = next(n["id"] for n in data["nodes"] if n["op"] == "output")
+    feeders = {src for src, dst in data["edges"] if dst == out}
+    pixels = (math.prod(old), math.prod(new))
+    for node in data["nodes"]:
+        params = node["params"]
+        declared = node["op"] == "input" and params.get("shape") is not None
+        if declared or (node["op"] == "reshape" and tuple(params.get("shape", ())) == old):
+            node["params"] = {**params, "shape": list(new)}
+        elif node["op"] == "dense" and node["id"] in feeders and params.get("units") == pixels[0]:
+            node["params"] = {**params, "units": pixels[1]}
+    return spec.model_copy(update={"model": ModelSpec.model_validate(data)})
 
 
 @register_editor("images")
