@@ -294,8 +294,8 @@ class Trainer(Evaluation):
         if not math.isfinite(m["train_loss"]):
             return self._diverged(f"the training loss became {m['train_loss']}")
         rule = self.spec.regularization.early_stopping
-        if rule is None:
-            return True
+        if rule is None or (self.model.aux_layers and self.epoch < self.spec.regularization.beta_warmup):
+            return True  # while β warms up a VAE's losses weigh its KL ever more: not comparable yet
         improved, stop = self.early.update(rule, m["val_loss" if self.n_val else "test_loss"], self.epoch)
         if improved and rule.restore_best:
             self.best_weights = {k: v.detach().clone() for k, v in self.model.state_dict().items()}

@@ -283,3 +283,13 @@ def test_an_autoencoder_refuses_moving_its_input_alone_but_takes_noise_and_cutou
             parse_spec(bad)
     d["regularization"]["augment"] = {"noise": 0.5, "cutout": 3}
     parse_spec(d)
+
+
+def test_early_stopping_waits_for_the_beta_warm_up():
+    """During warm-up a VAE's validation loss counts ever more of its KL: it is not compared until β is full."""
+    d = spec_to_dict(load_preset("digits-vae-2d"))
+    d["regularization"] = {"beta": 1.0, "beta_warmup": 6, "early_stopping": {"patience": 1, "min_delta": 1e9}}
+    tr = Trainer(parse_spec(d), probes=False)
+    list(tr.run(epochs=20))
+    # an improvement of 1e9 never comes: patience 1 runs out one epoch after the first compared (epoch 6)
+    assert tr.status == "early_stopped" and tr.epoch == 7
