@@ -186,6 +186,18 @@ def analyse(model: ModelSpec, input_shape: Shape | None = None) -> GraphInfo:
     return GraphInfo(g, order, infos, input_id, output_id, total)
 
 
+def downstream(info: GraphInfo, node: str) -> list[str]:
+    """``node`` and the blocks computable from its output alone, in graph order (a decoder from its code)."""
+    reached = [node]
+    seen = {node}
+    for n in info.order[info.order.index(node) + 1:]:
+        inputs = info.nodes[n].inputs
+        if inputs and all(p in seen for p in inputs):
+            reached.append(n)
+            seen.add(n)
+    return reached
+
+
 class GraphModule(nn.Module):
     """Runs the graph in topological order; ``forward_all`` exposes every node's output."""
 
@@ -256,10 +268,8 @@ class GraphModule(nn.Module):
         """The network's output when ``value`` is what ``node`` gives (a decoder run from a code): only the blocks
         after it run. ValueError when the output also needs a block that comes before it (a skip past it)."""
         values = {node: value}
-        for n in self.info.order[self.info.order.index(node) + 1:]:
-            inputs = self.info.nodes[n].inputs
-            if inputs and all(p in values for p in inputs):
-                values[n] = self.layers[n](*(values[p] for p in inputs))
+        for n in downstream(self.info, node)[1:]:
+            values[n] = self.layers[n](*(values[p] for p in self.info.nodes[n].inputs))
         if self.info.output_id not in values:
             raise ValueError(f"the output cannot be computed from {node} alone: a block after it also reads one "
                              f"before it")

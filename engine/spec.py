@@ -100,6 +100,10 @@ class Regularization(Strict):
     beta_warmup: int = Field(0, ge=0, le=100_000, description="epochs over which β rises linearly from 0 to its "
                                                               "value (KL annealing; 0: from the start)")
 
+    def beta_at(self, epochs: float) -> float:
+        """β after ``epochs`` epochs of training (fractional within an epoch): risen linearly over the warm-up."""
+        return self.beta if not self.beta_warmup else self.beta * min(1.0, epochs / self.beta_warmup)
+
 
 class Training(Strict):
     batch_size: int = Field(10, ge=1, le=1024)

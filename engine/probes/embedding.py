@@ -6,10 +6,9 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..graph import GraphInfo
-from ..projection import pca
+from ..projection import Projection, pca
 from .registry import Probe, ProbeContext, ProbeRequest, own, register
 
 MAX_POINTS = 10_000  # samples embedded at most (the first ones of the split)
@@ -35,6 +34,16 @@ def bottleneck(info: GraphInfo) -> str | None:
     return min(inner, key=lambda n: (math.prod(info.nodes[n].shape), -rank[n]))
 
 
+def stable_pca(ctx: ProbeContext, key: str, points: np.ndarray) -> Projection:
+    """The two principal axes of ``points``, each turned the way it pointed at the last round under ``key`` (the
+    Latent view's plane and the manifold's are one plane, and neither flips between rounds)."""
+    previous = ctx.memory.get(key)
+    if previous is not None and previous.axes.shape[0] != points.shape[1]:
+        previous = None
+    proj = ctx.memory[key] = pca(points, 2, previous=previous)
+    return proj
+
+
 def _any_hidden(info: GraphInfo, dataset_spec: Any) -> bool:
     return bool(hidden_layers(info))
 
@@ -53,32 +62,21 @@ def embedding(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]
     if name is None or name not in layers:
         raise KeyError(f"layer {request.layer!r} is not a block between input and output (these are: "
                        f"{', '.join(layers)})")
-    data = ctx.data
-    if request.split == "test":
-        x_np, y = data.x_test, data.y_test
-    elif request.split == "train":
-        x_np, y = data.x_train, data.y_train
-    else:
+    if request.split not in ("test", "train"):
         raise KeyError(f"split {request.split!r} is not offered (test or train)")
+    y = ctx.data.y_test if request.split == "test" else ctx.data.y_train
     start, stop = request.samples or (0, min(len(y), MAX_POINTS))
     if not 0 <= start < stop <= len(y) or stop - start > MAX_POINTS:
         raise KeyError(f"samples {start}:{stop} are outside the {request.split} set (0:{len(y)}, at most "
                        f"{MAX_POINTS:,} at once)")
-    dev = ctx.x_train.device
-    x = ctx.x_train if request.split == "train" else ctx.constant(
-        "x_test", lambda: torch.from_numpy(x_np).to(dev))  # the test inputs, made once a run
-    values = ctx.forward_all(f"{request.split}[{start}:{stop}]", x[start:stop])
+    values = ctx.forward_rows(request.split, start, stop)
     rows = np.arange(start, stop)
     points = own(values[name].flatten(1))
     out = {"points": points, "labels": np.asarray(y[start:stop]).copy(), "rows": rows,
            "layer": np.array([name], dtype=str), "layers": np.array(layers, dtype=str)}
     finite = np.isfinite(points).all(axis=1)
     if points.shape[1] > 2 and finite.any():
-        key = f"pca {name} {request.split}"
-        previous = ctx.memory.get(key)
-        if previous is not None and previous.axes.shape[0] != points.shape[1]:
-            previous = None
-        proj = ctx.memory[key] = pca(points[finite], 2, previous=previous)
+        proj = stable_pca(ctx, f"pca {name} {request.split}", points[finite])
         plane = np.full((len(points), 2), np.nan, dtype=np.float32)
         plane[finite] = proj.points
         out |= {"pca": plane, "pca_axes": proj.axes.astype(np.float32), "pca_mean": proj.mean.astype(np.float32),

@@ -23,7 +23,7 @@ def _images(info: GraphInfo, dataset_spec: Any) -> bool:
 def _test(ctx: ProbeContext) -> tuple[torch.Tensor, torch.Tensor]:
     """The test inputs and labels on the model's device, made once a run."""
     dev = ctx.x_train.device
-    x = ctx.constant("x_test", lambda: torch.from_numpy(ctx.data.x_test).to(dev))
+    x = ctx.inputs("test")
     y = ctx.constant("y_test", lambda: torch.from_numpy(ctx.data.y_test).to(dev))
     return x, y
 
@@ -49,8 +49,7 @@ def predictions(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarra
     """Over the test set: ``label``, ``prediction`` (M,), ``confidence`` (M,), the predicted class's
     probability), ``probabilities`` (M, K), ``confusion`` (K, K: row true, column predicted) and per-class
     ``precision``, ``recall``, ``f1``."""
-    x, _ = _test(ctx)
-    values = ctx.forward_all("x_test", x)
+    values = ctx.forward_rows("test")
     probs = torch.softmax(values[ctx.model.info.output_id], dim=1)
     confidence, prediction = probs.max(dim=1)
     label = ctx.data.y_test.astype(np.int64)

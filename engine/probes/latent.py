@@ -9,9 +9,8 @@ import numpy as np
 import torch
 
 from ..datasets.images import preprocess
-from ..graph import GraphInfo
-from ..projection import pca
-from .embedding import bottleneck, hidden_layers
+from ..graph import GraphInfo, downstream
+from .embedding import bottleneck, hidden_layers, stable_pca
 from .registry import Probe, ProbeContext, ProbeRequest, own, register
 
 RECONSTRUCTIONS = 16  # test pictures shown by default
@@ -27,12 +26,7 @@ def _reconstructs(info: GraphInfo, dataset_spec: Any) -> bool:
 
 def decodable(info: GraphInfo, layer: str) -> bool:
     """Whether the output follows from ``layer`` alone (no skip connection passes it), as `forward_from` needs."""
-    reached = {layer}
-    for n in info.order[info.order.index(layer) + 1:]:
-        inputs = info.nodes[n].inputs
-        if inputs and all(p in reached for p in inputs):
-            reached.add(n)
-    return info.output_id in reached
+    return info.output_id in downstream(info, layer)
 
 
 def _decodes(info: GraphInfo, dataset_spec: Any) -> bool:
@@ -124,18 +118,15 @@ def manifold(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
     n = request.size or MANIFOLD_SIDE
     if not 2 <= n <= MAX_SIDE:
         raise KeyError(f"size {n} is not a grid side from 2 to {MAX_SIDE}")
-    dev = ctx.x_train.device
     variational = ctx.model.info.nodes[layer].op == "reparam"
-    x = ctx.constant("x_test", lambda: torch.from_numpy(ctx.data.x_test).to(dev))
-    m = len(ctx.data.y_test)  # the embedding probe's key for the same pass: one forward serves both
-    codes = own(ctx.forward_all(f"test[0:{m}]", x[:m])[layer].flatten(1))  # the test codes (a VAE's means)
+    codes = own(ctx.forward_rows("test")[layer].flatten(1))  # the test codes (a VAE's means)
     codes = codes[np.isfinite(codes).all(axis=1)]  # a diverged network's codes can be NaN
     if not len(codes):
         raise ValueError(f"the codes of {layer} are not finite (the network has diverged)")
     if width == 2:
         origin, axes = np.zeros(2, np.float32), np.eye(2, dtype=np.float32)
     else:
-        proj = pca(codes, 2)
+        proj = stable_pca(ctx, f"pca {layer} test", codes)  # the Latent view's plane, signs kept
         origin = np.zeros(width, np.float32) if variational else proj.mean.astype(np.float32)
         axes = np.ascontiguousarray(proj.axes.T, dtype=np.float32)
     if variational:
@@ -147,7 +138,7 @@ def manifold(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
     a, b = np.meshgrid(ticks[0], ticks[1][::-1])  # top row: the plane's largest second coordinate
     plane = np.stack([a, b], axis=-1).astype(np.float32)  # (n, n, 2)
     grid = origin + plane.reshape(-1, 2) @ axes  # (n², D)
-    images = _decode(ctx, layer, torch.from_numpy(grid.astype(np.float32)).to(dev))
+    images = _decode(ctx, layer, torch.from_numpy(grid.astype(np.float32)).to(ctx.x_train.device))
     h, w = images.shape[-2:]
     mosaic = images[:, 0].reshape(n, n, h, w).transpose(0, 2, 1, 3).reshape(n * h, n * w)
     return {"mosaic": np.ascontiguousarray(mosaic), "grid": grid.reshape(n, n, width).astype(np.float32),

@@ -63,6 +63,21 @@ class ProbeContext:
                 self._cache[key] = self.model.forward_all(inputs)
         return self._cache[key]
 
+    def inputs(self, split: str) -> torch.Tensor:
+        """A split's model inputs on the model's device: the training tensor, or the test set's, made once a run."""
+        if split == "train":
+            return self.x_train
+        dev = self.x_train.device
+        return self.constant("x_test", lambda: torch.from_numpy(self.data.x_test).to(dev))
+
+    def forward_rows(self, split: str, start: int = 0, stop: int | None = None) -> dict[str, torch.Tensor]:
+        """Every node's output for a split's rows START:STOP (all by default), once per round however many
+        probes ask (predictions, embedding and manifold share the test set's pass)."""
+        x = self.inputs(split)
+        stop = len(x) if stop is None else stop
+        whole = start == 0 and stop == len(x)
+        return self.forward_all(f"{split}[{start}:{stop}]", x if whole else x[start:stop])
+
     def fresh(self) -> ProbeContext:
         """The same context with an empty cache (the model has changed since)."""
         self._cache = {}

@@ -28,7 +28,7 @@ class Checkpoint:
     best_weights: dict[str, torch.Tensor] | None
     history: dict[str, np.ndarray] = field(default_factory=dict)
     epoch_correct: int = 0  # running train metrics: training samples stepped on correctly so far this epoch
-    epoch_parts: tuple[float, float] = (0.0, 0.0)  # and Σ reconstruction loss, Σ KL × batch size (autoencoders)
+    epoch_parts: tuple[float, float] = (0.0, 0.0)  # and a VAE's Σ data term, Σ KL, each × batch size
 
 
 def cpu_copy(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -37,16 +37,13 @@ class Evaluation:
     t_val: torch.Tensor
     t_test: torch.Tensor
     _epoch_loss: float
-    _epoch_parts: list[float]
+    _epoch_parts: torch.Tensor
     _epoch_correct: torch.Tensor
 
     @property
     def beta(self) -> float:
         """The KL term's weight now: ``regularization.beta``, risen linearly over ``beta_warmup`` epochs."""
-        reg = self.spec.regularization
-        if not reg.beta_warmup:
-            return reg.beta
-        return reg.beta * min(1.0, (self.epoch + self.batch_index / self.steps_per_epoch) / reg.beta_warmup)
+        return self.spec.regularization.beta_at(self.epoch + self.batch_index / self.steps_per_epoch)
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The model's outputs for ``x`` in eval mode (the caller turns gradients off), and a VAE's KL per
@@ -67,19 +64,26 @@ class Evaluation:
         z, kl = out
         n, v = self.n_train - first, self.n_train + self.n_val - first  # where validation and test start in z
 
-        def loss(a: int, b: int | None, t: torch.Tensor) -> float:
-            value = self.head.loss(z[a:b], t)
-            return (value if kl is None else value + self.beta * kl[a:b].mean()).item()
+        def loss(a: int, b: int | None, t: torch.Tensor, key: str) -> None:
+            data = self.head.loss(z[a:b], t)
+            if kl is None:
+                out[key] = data.item()
+                return
+            part = kl[a:b].mean()
+            out[key] = (data + self.beta * part).item()
+            if key == "train_loss":
+                out["kl"] = part.item()
+                if self.head.task == "reconstruction":
+                    out["recon_loss"] = data.item()
 
-        out = {"test_loss": loss(v, None, self.t_test)}
+        out: dict[str, float] = {}
+        loss(v, None, self.t_test, "test_loss")
         if first == 0:
-            out["train_loss"] = loss(0, n, self.t_train)
-            if self.head.task == "reconstruction":
-                out["recon_loss"] = self.head.loss(z[:n], self.t_train).item()
-            if kl is not None:
-                out["kl"] = kl[:n].mean().item()
+            loss(0, n, self.t_train, "train_loss")
+            if kl is None and self.head.task == "reconstruction":
+                out["recon_loss"] = out["train_loss"]  # no KL term: the loss is all reconstruction
         if self.n_val:
-            out["val_loss"] = loss(n, v, self.t_val)
+            loss(n, v, self.t_val, "val_loss")
         if self.head.task == "classification":
             correct = self.head.correct(z, self.y_all[first:]).float()
             out["test_accuracy"] = correct[v:].mean().item()
@@ -106,12 +110,15 @@ class Evaluation:
         out["train_loss"] = self._epoch_loss / n
         if self.head.task == "classification":
             out["train_accuracy"] = int(self._epoch_correct) / n
-        if self.head.task == "reconstruction":
-            out["recon_loss"] = self._epoch_parts[0] / n
         if self.model.aux_layers:
-            out["kl"] = self._epoch_parts[1] / n
+            recon, kl = self._epoch_parts.tolist()
+            out["kl"] = kl / n
+            if self.head.task == "reconstruction":
+                out["recon_loss"] = recon / n
+        elif self.head.task == "reconstruction":
+            out["recon_loss"] = out["train_loss"]  # no KL term: the loss is all reconstruction
         self._epoch_loss = 0.0
-        self._epoch_parts = [0.0, 0.0]
+        self._epoch_parts.zero_()
         self._epoch_correct.zero_()
         return out
 

@@ -115,7 +115,8 @@ class Trainer(Evaluation):
         self.early = EarlyStopper()
         self.best_weights: dict[str, torch.Tensor] | None = None
         self._epoch_loss = 0.0  # running train metrics: Σ step loss × batch size this epoch
-        self._epoch_parts = [0.0, 0.0]  # and of its reconstruction and KL terms (autoencoders)
+        # and a VAE's Σ data term × batch size, Σ KL × batch size, on the device like the count: no sync per step
+        self._epoch_parts = torch.zeros(2, dtype=torch.float64, device=self.device)
         self._epoch_correct = torch.zeros((), dtype=torch.int64, device=self.device)  # no sync per step
         self._lr = -1.0
         self._set_lr()
@@ -243,17 +244,17 @@ class Trainer(Evaluation):
         z = self.model(x)
         loss = self.head.loss(z, self.t_train[idx])
         kl = self.model.aux_loss() if self.model.aux_layers else None
-        if kl is not None or self.head.task == "reconstruction":
-            parts = (loss.item(), 0.0 if kl is None else kl.item())
-            if kl is not None:
-                loss = loss + self.beta * kl  # a VAE's β·KL joins the loss it reports
+        parts = None
+        if kl is not None:
+            parts = torch.stack((loss, kl)).detach()  # reconstruction (or data) term and KL, read once an epoch
+            loss = loss + self.beta * kl  # a VAE's β·KL joins the loss it reports
         value = loss.item()
         if not math.isfinite(value):
             return self._diverged(f"the loss became {value}")
         if self.running:
             self._epoch_loss += value * len(idx)
-            if kl is not None or self.head.task == "reconstruction":
-                self._epoch_parts = [a + b * len(idx) for a, b in zip(self._epoch_parts, parts, strict=True)]
+            if parts is not None:
+                self._epoch_parts += parts.double() * len(idx)
             if self.head.task == "classification":
                 self._epoch_correct += self.head.correct(z.detach(), self.y_train[idx]).sum()
         reg = spec.regularization
@@ -387,7 +388,7 @@ class Trainer(Evaluation):
                 early={"best": self.early.best, "best_epoch": self.early.best_epoch, "wait": self.early.wait},
                 best_weights=None if self.best_weights is None else cpu_copy(self.best_weights),
                 history=self.history.arrays(), epoch_correct=int(self._epoch_correct),
-                epoch_parts=tuple(self._epoch_parts),
+                epoch_parts=tuple(self._epoch_parts.tolist()),
             )
 
     def _restore(self, c: Checkpoint) -> None:
@@ -427,7 +428,7 @@ class Trainer(Evaluation):
             for v in history.series["step_loss"].since(history.steps() - c.batch_index):
                 self._epoch_loss += float(v) * bs
         self._epoch_correct.fill_(c.epoch_correct)
-        self._epoch_parts = [float(v) for v in c.epoch_parts]
+        self._epoch_parts.copy_(torch.tensor(c.epoch_parts, dtype=torch.float64))
         self._lr = -1.0
         self._set_lr()
         self.prober.results = {}
