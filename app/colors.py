@@ -2,6 +2,8 @@
 categorical palette that tells layers apart."""
 from __future__ import annotations
 
+import colorsys
+
 import numpy as np
 
 NEGATIVE = (245, 147, 34)  # orange: class 0, negative values
@@ -34,15 +36,25 @@ DIVERGING = _diverging()
 LIGHT_DIVERGING = lighten(DIVERGING)  # precomputed: the output view indexes it every frame
 
 
-def _index(values: np.ndarray, scale: float) -> np.ndarray:
+def diverging_index(values: np.ndarray, scale: float) -> np.ndarray:
     """Values in [−scale, scale] (clipped; NaN as 0) as indices into a diverging LUT."""
     v = np.nan_to_num(np.asarray(values, dtype=np.float32) / scale, nan=0.0)
     return ((np.clip(v, -1.0, 1.0) + 1.0) * 0.5 * (len(DIVERGING) - 1)).round().astype(np.intp)
 
 
+def class_palette(n: int) -> np.ndarray:
+    """(n, 3) uint8 colours for n classes: the class colours, four more from the layer palette, then hues spread
+    by the golden angle (neighbours stay apart)."""
+    base = [*(tuple(int(v) for v in c) for c in CLASS_COLORS), *(LAYER_COLORS[i] for i in (3, 7, 6, 8))]
+    if n <= len(base):
+        return np.array(base[:max(n, 1)], dtype=np.uint8)
+    hues = (np.arange(n) * 0.618034) % 1.0
+    return (np.array([colorsys.hsv_to_rgb(h, 0.7, 0.85) for h in hues]) * 255).round().astype(np.uint8)
+
+
 def diverging_rgb(values: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Values in [−scale, scale] (clipped) as (…, 3) uint8 colours; NaN shows as neutral."""
-    return DIVERGING[_index(values, scale)]
+    return DIVERGING[diverging_index(values, scale)]
 
 
 def output_rgb(output: np.ndarray, activation: str, discretize: bool = False, light: bool = True) -> np.ndarray:
@@ -64,7 +76,7 @@ def output_rgb(output: np.ndarray, activation: str, discretize: bool = False, li
         v = v * 2 - 1
     if discretize:
         v = np.sign(v)
-    return (LIGHT_DIVERGING if light else DIVERGING)[_index(v, 1.0)]
+    return (LIGHT_DIVERGING if light else DIVERGING)[diverging_index(v, 1.0)]
 
 
 def neuron_rgb(values: np.ndarray, discretize: bool = False) -> np.ndarray:
@@ -73,7 +85,7 @@ def neuron_rgb(values: np.ndarray, discretize: bool = False) -> np.ndarray:
     v = np.asarray(values, dtype=np.float32)
     if discretize:
         v = np.sign(v)
-    return LIGHT_DIVERGING[_index(v, max(float(np.nan_to_num(np.abs(v)).max(initial=0.0)), 1.0))]
+    return LIGHT_DIVERGING[diverging_index(v, max(float(np.nan_to_num(np.abs(v)).max(initial=0.0)), 1.0))]
 
 
 def label_colors(labels: np.ndarray, task: str) -> np.ndarray:

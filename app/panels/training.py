@@ -209,10 +209,7 @@ class TrainingPanel(QWidget):
         vae = any(n.op == "reparam" for n in spec.model.nodes)
         self.vae_heading.setVisible(vae)
         for w in self.vae_rows:
-            w.setVisible(vae)
-            label = self.layout().labelForField(w)
-            if label is not None:
-                label.setVisible(vae)
+            self.layout().setRowVisible(w, vae)
         cross_entropy = self.loss.model().item(self.loss.findData("cross_entropy"))  # no classes to score
         cross_entropy.setEnabled(not reconstruction)
         self.aug_heading.setVisible(images)

@@ -23,7 +23,7 @@ from ..colors import diverging_rgb
 from ..controller import Controller, RunInfo
 from .base import LiveView, control_row
 from .plotting import PlotWidget, StableRange, cached_curve, grow, prepare_plot
-from .saliency import rgb_image
+from .saliency import picture_rgb, rgb_image
 from .samples import RIGHT, WRONG
 
 EPS_STEPS = 30  # the slider's ticks: ε = 0 … 0.3 in steps of 0.01
@@ -35,12 +35,6 @@ FGSM_TIP = ("ε: how far FGSM (the fast gradient sign method) may move each pixe
             "brightness.\nEvery pixel steps by ±ε in the direction that raises the loss for the true label most "
             "(the sign of the gradient),\nthen the image is clipped back to [0, 1]. One gradient step, no search: "
             "a change too small to notice can still fool the network.")
-
-
-def picture_rgb(image: np.ndarray) -> np.ndarray:
-    """(C, H, W) in [0, 1] to (H, W, 3) uint8: colour for three channels, grey (the channels' mean) otherwise."""
-    rgb = np.moveaxis(image, 0, -1) if image.shape[0] == 3 else np.repeat(image.mean(axis=0)[..., None], 3, axis=2)
-    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def perturbation_rgb(perturbation: np.ndarray) -> tuple[np.ndarray, float]:

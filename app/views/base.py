@@ -21,6 +21,9 @@ from ..export import export_widget
 log = logging.getLogger(__name__)
 
 Part = QWidget | QLayout
+# A dock view's minimum height: the window's minimum height counts every right-hand dock's, even those put away
+# or tabbed behind another, so a tall minimum there pushes the window past a 1000-px screen.
+DOCK_MIN_HEIGHT = 24
 
 
 def control_row(*items: str | Part | tuple[Part, int], stretch: bool = True) -> QHBoxLayout:
@@ -31,6 +34,8 @@ def control_row(*items: str | Part | tuple[Part, int], stretch: bool = True) -> 
         if isinstance(item, str):
             label = QLabel(item)
             after = items[i + 1] if i + 1 < len(items) else None
+            if isinstance(after, tuple):
+                after = after[0]
             if isinstance(after, QWidget):
                 label.setToolTip(after.toolTip())
             row.addWidget(label)

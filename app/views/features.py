@@ -19,6 +19,7 @@ from engine.probes.features import default_layer
 from ..colors import diverging_rgb
 from ..controller import Controller, RunInfo
 from .base import LiveView, control_row
+from .saliency import rgb_image
 
 GAP = 6  # pixels between cells
 LABEL_H = 13  # the channel index under each cell
@@ -45,16 +46,10 @@ def scaled(a: np.ndarray) -> np.ndarray:
     return a / np.where(top > 0, top, 1.0)[:, None, None]
 
 
-def rgb_qimage(rgb: np.ndarray) -> QImage:
-    a = np.ascontiguousarray(rgb, dtype=np.uint8)
-    h, w, _ = a.shape
-    return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
 def grey_qimage(image: np.ndarray) -> QImage:
     """(C, H, W) in [0, 1] as a grey picture (the channels' mean)."""
     g = np.clip(image.mean(axis=0) * 255 + 0.5, 0, 255).astype(np.uint8)
-    return rgb_qimage(np.repeat(g[..., None], 3, axis=2))
+    return rgb_image(np.repeat(g[..., None], 3, axis=2))
 
 
 def fit_grid(n: int, width: int, height: int, aspect: float, max_side: int) -> tuple[int, int]:
@@ -127,7 +122,7 @@ class FeaturePicture(QWidget):
         cw = max(1, round(side * aspect))
         tops = np.abs(maps).reshape(c, -1).max(axis=1)
         pictures = [(grey_qimage(image), "input", "the test image, as shown", False)]
-        pictures += [(rgb_qimage(diverging_rgb(m)), str(k), f"{layer} channel {k}: largest |value| {tops[k]:.3g}"
+        pictures += [(rgb_image(diverging_rgb(m)), str(k), f"{layer} channel {k}: largest |value| {tops[k]:.3g}"
                       + (" (all zero for this image)" if tops[k] == 0 else ""), tops[k] == 0)
                      for k, m in enumerate(scaled(maps))]
         for k, (img, label, tip, faint) in enumerate(pictures):
@@ -159,7 +154,7 @@ class FeaturePicture(QWidget):
             for j in range(parts):
                 tip = f"{node} filter {f}" + ("" if parts == 1 or summed else f", input {j}")
                 tip += f": weights {shown[f, j].min():+.3g} … {shown[f, j].max():+.3g}"
-                self._cell(p, QRect(x + j * (pw + 2), y, pw, side), rgb_qimage(diverging_rgb(shown[f, j], top)), "",
+                self._cell(p, QRect(x + j * (pw + 2), y, pw, side), rgb_image(diverging_rgb(shown[f, j], top)), "",
                            tip)
             p.setPen(INK)
             p.drawText(QRect(x - GAP // 2, y + side + 1, group + GAP, LABEL_H),

@@ -17,29 +17,19 @@ from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QP
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.datasets import Dataset
-from engine.datasets.registry import CLASS_RGB
 from engine.probes import ProbeRequest
 from engine.projection import tsne
 
-from ..colors import DIVERGING
+from ..colors import DIVERGING, NEGATIVE, POSITIVE, class_palette, diverging_index
 from ..controller import RunInfo
 from .plotting import nice_ceil
+from .saliency import picture_rgb, rgb_image
 
 # The app's class colours first (two-class toys read orange/blue everywhere), then four more of Tableau 10 that
 # stay apart from them, for ten digits; more classes go round the hue circle.
-EXTRA_RGB = ((118, 183, 178), (156, 117, 95), (255, 157, 167), (237, 201, 72))
 CLICK_PX = 4  # a press released within this many pixels is a click, farther a drag
 HOVER_PX = 8  # the nearest point within this many pixels is the one pointed at
 Ranges = tuple[tuple[float, float], tuple[float, float]]
-
-
-def class_palette(n: int) -> np.ndarray:
-    """(n, 3) uint8 colours for n classes."""
-    base = [*CLASS_RGB, *EXTRA_RGB]
-    if n <= len(base):
-        return np.array(base[:max(n, 1)], dtype=np.uint8)
-    hues = (np.arange(n) * 0.618034) % 1.0  # the golden angle keeps neighbours apart
-    return np.array([QColor.fromHsvF(h, 0.7, 0.85).getRgb()[:3] for h in hues], dtype=np.uint8)
 
 
 def point_brushes(labels: np.ndarray, regression: bool) -> np.ndarray:
@@ -48,7 +38,7 @@ def point_brushes(labels: np.ndarray, regression: bool) -> np.ndarray:
     if regression:
         v = np.asarray(labels, dtype=np.float64)
         top = float(np.abs(v[np.isfinite(v)]).max(initial=0.0)) or 1.0
-        index = ((np.clip(np.nan_to_num(v / top), -1, 1) + 1) * 0.5 * (len(DIVERGING) - 1)).round().astype(np.intp)
+        index = diverging_index(v, top)
         brushes = np.array([pg.mkBrush(*c) for c in DIVERGING.tolist()], dtype=object)
         return brushes[index]
     k = np.asarray(labels, dtype=np.intp)
@@ -92,16 +82,10 @@ def plot_ranges(current: Ranges | None, xy: np.ndarray) -> Ranges | None:
             settle(old[1], float(finite[:, 1].min()), float(finite[:, 1].max())))
 
 
-def qimage(chw: np.ndarray) -> QImage:
-    """A picture (C, H, W) in [0, 1] as a QImage: grey for one channel, colour for three, else the mean."""
-    a = np.clip(np.nan_to_num(np.asarray(chw, dtype=np.float32)) * 255 + 0.5, 0, 255).astype(np.uint8)
-    if a.ndim == 3 and a.shape[0] == 3:
-        rgb = np.ascontiguousarray(a.transpose(1, 2, 0))
-        h, w, _ = rgb.shape
-        return QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-    grey = np.ascontiguousarray(a.mean(axis=0).astype(np.uint8) if a.ndim == 3 else a)
-    h, w = grey.shape
-    return QImage(grey.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+def qimage(picture: np.ndarray) -> QImage:
+    """A picture (C, H, W) or (H, W) in [0, 1] as a QImage, drawn as the other picture views draw them."""
+    a = np.nan_to_num(np.asarray(picture, dtype=np.float32))
+    return rgb_image(picture_rgb(a if a.ndim == 3 else a[None]))
 
 
 @dataclass(frozen=True)
@@ -152,8 +136,8 @@ def legend_html(labels: np.ndarray, regression: bool, name: Callable[[int], str]
     if regression:
         v = labels[np.isfinite(labels)]
         lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 0.0)
-        return (f"colour: target, <span style='color:#f59322'>●</span> low ({lo:.3g}) to "
-                f"<span style='color:#0877bd'>●</span> high ({hi:.3g})")
+        return (f"colour: target, <span style='color:{QColor(*NEGATIVE).name()}'>●</span> low ({lo:.3g}) to "
+                f"<span style='color:{QColor(*POSITIVE).name()}'>●</span> high ({hi:.3g})")
     present = np.unique(labels.astype(np.intp)).tolist()
     palette = class_palette(max(present, default=0) + 1)
     cells = [f"<td><span style='color:{QColor(*palette[k].tolist()).name()}'>●</span> {escape(name(k))}</td>"

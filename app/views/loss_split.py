@@ -17,12 +17,10 @@ from engine import Snapshot
 from ..controller import Controller, RunInfo
 from ..export import export_plot_png, export_widget
 from ..history import RunHistory
-from .base import LiveView
+from .base import DOCK_MIN_HEIGHT, LiveView
 from .curves import loss_text
 from .plotting import ColumnTrace, GraphicsLayoutWidget, RunningSpan, StableRange, grow, prepare_plot
 
-MIN_HEIGHT = 24  # the window's minimum height counts every right-hand dock's, even those put away or tabbed
-# behind others: a larger minimum here made the window taller than a 1000-pixel screen
 TOTAL_PEN = pg.mkPen((8, 119, 189), width=2)  # the Curves view's training loss: the same series
 RECON_PEN = pg.mkPen((46, 125, 50), width=2)
 KL_PEN = pg.mkPen((142, 36, 170), width=2)
@@ -38,7 +36,7 @@ class LossSplitView(LiveView):
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
-        self.setMinimumSize(200, MIN_HEIGHT)
+        self.setMinimumSize(200, DOCK_MIN_HEIGHT)
         self.graphics = GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.loss_plot = self.graphics.addPlot(row=0, col=0)
@@ -162,7 +160,7 @@ class LossSplitView(LiveView):
     def beta_now(self, h: RunHistory) -> tuple[float, float]:
         """(β set, β weighing the KL term as the last epoch ended): a warm-up raises it linearly over its epochs."""
         reg = self.controller.spec.regularization
-        return reg.beta, reg.beta if not reg.beta_warmup else reg.beta * min(1.0, h.n_epochs / reg.beta_warmup)
+        return reg.beta, reg.beta_at(h.n_epochs)
 
     def _show_beta(self, h: RunHistory, kl: bool) -> None:
         if not kl:

@@ -13,15 +13,14 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QLabel, QSizePol
 
 from engine import Snapshot
 from engine.probes import ProbeRequest
+from engine.probes.latent import MANIFOLD_SIDE
 
 from ..controller import Controller, RunInfo
 from ..export import export_plot_png, export_widget
-from .base import LiveView, control_row
+from .base import DOCK_MIN_HEIGHT, LiveView, control_row
 from .plotting import PlotWidget, prepare_plot
 
-MIN_HEIGHT = 24  # the window's minimum height counts every right-hand dock's, even those put away or tabbed
-# behind others: a larger minimum here made the window taller than a 1000-pixel screen
-SIDE_MIN, SIDE_MAX, SIDE_DEFAULT = 6, 24, 12
+SIDE_MIN, SIDE_MAX, SIDE_DEFAULT = 6, 24, MANIFOLD_SIDE  # the probe's own default side
 TICKS = 3  # labelled pictures per axis: the first, the middle and the last
 GRID_TIP = "Pictures per side of the grid: more walks the latent plane in finer steps, each picture smaller"
 EMPTY = "The grid appears at the next probe round (press play, or step once)."
@@ -79,7 +78,7 @@ class ManifoldView(LiveView):
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
-        self.setMinimumSize(200, MIN_HEIGHT)
+        self.setMinimumSize(200, DOCK_MIN_HEIGHT)
         self.side = QSlider(Qt.Orientation.Horizontal)
         self.side.setRange(SIDE_MIN, SIDE_MAX)
         self.side.setValue(SIDE_DEFAULT)
@@ -111,7 +110,6 @@ class ManifoldView(LiveView):
         self.readout = QLabel(HOVER)
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         row = control_row("grid", (self.side, 1), self.side_label, stretch=False)
-        row.itemAt(0).widget().setToolTip(GRID_TIP)
         self.column(row, self.caption, (self.plot_widget, 1), self.readout)
         self.drawn: dict[str, np.ndarray] = {}  # the probe's arrays on screen
         self._shape: tuple[int, ...] = ()

@@ -12,13 +12,13 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QSlider, QToolTip, QWidget
 
 from engine import Snapshot
 from engine.probes import ProbeRequest
+from engine.probes.latent import RECONSTRUCTIONS
 
 from ..controller import Controller, RunInfo
-from .base import LiveView, control_row
+from .base import DOCK_MIN_HEIGHT, LiveView, control_row
+from .saliency import picture_rgb
 
-MIN_HEIGHT = 24  # the window's minimum height counts every right-hand dock's, even those put away or tabbed
-# behind others: a larger minimum here made the window taller than a 1000-pixel screen
-SHOWN = 16  # test pictures shown: the first of the test set, the same every round
+SHOWN = RECONSTRUCTIONS  # test pictures shown: the first of the test set, the same every round
 MAX_NOISE = 50  # the slider's top, in % of full brightness
 LABEL_W = 58  # the row names' column, left of the pictures
 MIN_SIDE = 36  # a picture's side, in screen pixels, below which the row wraps into more blocks
@@ -29,11 +29,7 @@ EMPTY = "The reconstructions appear at the next probe round (press play, or step
 NO_CODE = "Nothing to show: this network has no hidden layer between its input and its output to encode into."
 
 
-def to_rgb(a: np.ndarray) -> np.ndarray:
-    """(N, C, H, W) pictures in [0, 1] to (N, H, W, 3) uint8 as the data looks: bright is ink (the Samples
-    view's convention); three channels as colour, any other count as the channels' mean."""
-    grey = a.transpose(0, 2, 3, 1) if a.shape[1] == 3 else a.mean(axis=1)[..., None].repeat(3, axis=3)
-    return np.clip(grey * 255.0 + 0.5, 0, 255).astype(np.uint8)
+to_rgb = picture_rgb  # (N, C, H, W) pictures to (N, H, W, 3) uint8, as the other picture views draw them
 
 
 class RowsPicture(QWidget):
@@ -177,7 +173,7 @@ class ReconstructionsView(LiveView):
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
-        self.setMinimumSize(200, MIN_HEIGHT)
+        self.setMinimumSize(200, DOCK_MIN_HEIGHT)
         self.noise = QSlider(Qt.Orientation.Horizontal)
         self.noise.setRange(0, MAX_NOISE)
         self.noise.setSingleStep(1)
@@ -194,7 +190,6 @@ class ReconstructionsView(LiveView):
                                 "shown (hover a picture for its own)")
         self.picture = RowsPicture()
         row = control_row("noise", (self.noise, 1), self.noise_label, stretch=False)
-        row.itemAt(0).widget().setToolTip(NOISE_TIP)  # the name's tooltip too (a stretched slider is no widget here)
         self.column(row, self.caption, (self.picture, 1))
         self._show_noise()
         self.noise.valueChanged.connect(self._on_noise)

@@ -41,7 +41,16 @@ def heat(a: np.ndarray) -> tuple[np.ndarray, float]:
     return (m / top if top > 0 else m), top
 
 
+def picture_rgb(images: np.ndarray) -> np.ndarray:
+    """Pictures (…, C, H, W) in [0, 1] to (…, H, W, 3) uint8 as the data looks (bright is ink): colour for three
+    channels, grey (the channels' mean) otherwise. Every view that shows an input picture comes through here."""
+    a = np.asarray(images)
+    rgb = np.moveaxis(a, -3, -1) if a.shape[-3] == 3 else np.repeat(a.mean(axis=-3)[..., None], 3, axis=-1)
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def rgb_image(rgb: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 as a QImage that owns its pixels."""
     a = np.ascontiguousarray(rgb, dtype=np.uint8)
     h, w, _ = a.shape
     return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
