@@ -91,6 +91,17 @@ class RunHistory:
                 gap = np.full(index - series.total, np.nan)  # probes that did not measure this layer
                 series.put(series.total, np.append(gap, float(v)))
 
+    def epoch_at(self, x: float) -> tuple[int, int] | str:
+        """The recorded epoch nearest to plot position ``x`` and its index among the exact epoch values, or why
+        there is none to read (no epoch yet; one kept only as a (min, max) range by a long run)."""
+        if self.n_epochs == 0:
+            return "No epoch finished yet"
+        first = self.epochs["epoch_train_loss"].start + 1  # epochs before it are folded into (min, max) pairs
+        epoch = int(np.clip(round(x), 1, self.n_epochs))
+        if epoch < first:
+            return "No exact value kept for that epoch (a long run keeps its oldest epochs as ranges)"
+        return epoch, epoch - first
+
     @property
     def n_epochs(self) -> int:
         return self.epochs["epoch_train_loss"].total

@@ -190,14 +190,11 @@ class CurvesView(LiveView):
     def values_at(self, x: float) -> str:
         """The readout for epoch position `x` (the nearest recorded epoch)."""
         h = self.controller.history
-        if h.n_epochs == 0:
-            return "No epoch finished yet"
+        at = h.epoch_at(x)
+        if isinstance(at, str):
+            return at
+        epoch, i = at
         e = h.epochs
-        first = e["epoch_train_loss"].start + 1  # epochs before it are folded into (min, max) pairs
-        epoch = int(np.clip(round(x), 1, h.n_epochs))
-        if epoch < first:
-            return "No exact value kept for that epoch (a long run keeps its oldest epochs as ranges)"
-        i = epoch - first
         sets = ["train", "val", "test"] if self.controller.run_info.has_validation else ["train", "test"]
         names = {"train": "train", "val": "validation", "test": "test"}
         text = f"epoch {epoch}: " + ", ".join(f"{names[k]} loss {e[f'epoch_{k}_loss'].view()[i]:.4g}" for k in sets)

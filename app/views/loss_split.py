@@ -182,13 +182,10 @@ class LossSplitView(LiveView):
     def values_at(self, x: float) -> str:
         """The readout for epoch position ``x`` (the nearest recorded epoch)."""
         h = self.controller.history
-        if h.n_epochs == 0:
-            return "No epoch finished yet"
-        first = h.epochs["epoch_train_loss"].start + 1
-        epoch = int(np.clip(round(x), 1, h.n_epochs))
-        if epoch < first:
-            return "No exact value kept for that epoch (a long run keeps its oldest epochs as ranges)"
-        i = epoch - first
+        at = h.epoch_at(x)
+        if isinstance(at, str):
+            return at
+        epoch, i = at
         parts = [f"{title} {h.epochs[key].view()[i]:.4g}" for key, title, _pen in SERIES
                  if np.isfinite(h.epochs[key].view()[i])]
         return f"epoch {epoch}: " + ", ".join(parts)
