@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from . import safejson
 from .datasets import input_shape as dataset_input_shape
 from .errors import GraphError, SpecError, format_pydantic
-from .graph import GraphInfo, _arity, analyse, node_params, to_networkx
+from .graph import SOURCES, GraphInfo, _arity, analyse, node_params, to_networkx
 from .head import Head
 from .ops import OPS, Params, Shape, ShapeError, fmt_shape
 from .safejson import check_tree
@@ -30,6 +30,7 @@ HEADS = {
     ("regression", "linear"): {"mse"},
     ("reconstruction", "sigmoid"): {"bce", "mse"},  # pixels in [0, 1]
     ("reconstruction", "linear"): {"mse"},
+    ("sequence", "softmax"): {"cross_entropy"},  # a class per token
 }
 
 
@@ -102,14 +103,24 @@ def check_spec(spec: SessionSpec) -> GraphInfo:
                 f"but gets {fmt_shape(out.shape)}: " + (f"give {feeder.id} {units} units" if feeder.op == "dense"
                                                         else f"make {feeder.id} give {fmt_shape(head.shape)}"))
         return info
-    if out.shape != (units,):
+    if out.shape != head.output_shape:
         feeder = info.nodes[out.inputs[0]]
+        steps = " at every step" if head.task == "sequence" else ""
         raise GraphError(
             f"model.nodes[{out.index}]",
-            f"{out.id} expects {fmt_shape((units,))} but gets {fmt_shape(out.shape)}: "
-            f"give {feeder.id} {units} unit{'s' if units > 1 else ''}",
+            f"{out.id} expects {fmt_shape(head.output_shape)} but gets {fmt_shape(out.shape)}: "
+            f"give {feeder.id} {units} unit{'s' if units > 1 else ''}{steps}",
         )
+    check_decoder(spec, info)
     return info
+
+
+def check_decoder(spec: SessionSpec, info: GraphInfo) -> None:
+    """A decoder's input (the target so far, teacher forcing) exists only for per-token tasks."""
+    for node in info.nodes.values():
+        if node.op == "decoder_input" and spec.dataset.task != "sequence":
+            raise GraphError(f"model.nodes[{node.index}]", f"{node.id} feeds a decoder the target so far, which "
+                             f"only a per-token task has (this one is {spec.dataset.task})")
 
 
 @dataclass(frozen=True)
@@ -157,8 +168,10 @@ def diagnose(model: ModelSpec, spec: SessionSpec | None = None, input_shape: Sha
             if any(p not in shapes for p in preds):
                 continue
             in_shapes = [shapes[p] for p in preds]
-            if op.name == "input":
-                declared = params[n].shape  # type: ignore[attr-defined]
+            if op.name in SOURCES:
+                # a decoder's input takes the input block's shape (the target so far is as long as the input)
+                source = n if op.name == "input" else next((m for m in params if g.nodes[m]["op"] == "input"), n)
+                declared = getattr(params[source], "shape", None)
                 # A declared shape wins here so a template shows its own shapes; a clash with the dataset is
                 # the input block's error, from the full check below.
                 shape = declared if declared is not None else input_shape

@@ -73,9 +73,11 @@ def _describe(spec: SessionSpec, session: Session) -> dict[str, Any]:
                   for n in info.order],
         "train_loss": _last(hist.get("epoch_train_loss", [])), "test_loss": _last(hist.get("epoch_test_loss", [])),
     }
-    if ds.task == "classification":
+    if ds.task in ("classification", "sequence"):
         out["train_accuracy"] = _last(hist.get("epoch_train_accuracy", []))
         out["test_accuracy"] = _last(hist.get("epoch_test_accuracy", []))
+    if ds.task == "sequence":
+        out["test_sequence_accuracy"] = _last(hist.get("epoch_test_sequence_accuracy", []))
     return out
 
 
@@ -206,9 +208,10 @@ def cmd_probe(args: argparse.Namespace) -> int:
         points = tuple(v for r in rows for v in r)
     request = ProbeRequest(sample=args.sample, layer=args.layer, samples=samples, method=args.method,
                            target=args.target, split=args.split or "test", eps=args.eps, points=points,
-                           size=args.size)
+                           size=args.size, width=args.width, temperature=args.temperature)
     takes = PROBES[args.probe].takes
-    for option in ("sample", "layer", "samples", "method", "target", "split", "eps", "points", "size"):
+    for option in ("sample", "layer", "samples", "method", "target", "split", "eps", "points", "size", "width",
+                   "temperature"):
         if getattr(args, option) is not None and option not in takes:
             raise SpecError(f"--{option}", f"{args.probe} does not take a {option}")
     if args.sample is not None and "split" not in takes and not 0 <= args.sample < trainer.n_train:
@@ -217,7 +220,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
         result = run_probe(trainer.prober.ctx, args.probe, trainer.step, request)
     except KeyError as exc:
         message = str(exc.args[0])
-        field = next((f"--{o}" for o in ("samples", "sample", "method", "target", "split", "eps", "points", "size")
+        field = next((f"--{o}" for o in ("samples", "sample", "method", "target", "split", "eps", "points", "size",
+                                         "width", "temperature")
                       if o in message),
                      "--layer")
         raise SpecError(field, message) from None
@@ -336,7 +340,12 @@ def _write_metrics(path: Path, trainer: Any, final: dict[str, float], wall: floa
         keys.append("epoch_val_loss")
         if "val_accuracy" in final:
             data["val_accuracy"] = _finite(final["val_accuracy"])
-    for part, key in (("recon_loss", "epoch_recon_loss"), ("kl", "epoch_kl")):  # an autoencoder's loss parts
+    # an autoencoder's loss parts; a sequence task's exact-sequence accuracy (test_accuracy then counts tokens)
+    # and its scores on the longer held-out sequences
+    for part, key in (("recon_loss", "epoch_recon_loss"), ("kl", "epoch_kl"),
+                      ("test_sequence_accuracy", "epoch_test_sequence_accuracy"), ("long_loss", "epoch_long_loss"),
+                      ("long_accuracy", "epoch_long_accuracy"),
+                      ("long_sequence_accuracy", "epoch_long_sequence_accuracy")):
         if part in final:
             data[part] = _finite(final[part])
             keys.append(key)
@@ -360,14 +369,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--sample", type=int, help="a training sample's index, for probes about one sample")
     pr.add_argument("--layer", help="a node id, for probes about one layer (saliency: Grad-CAM's conv layer)")
     pr.add_argument("--samples", help="a range START:STOP of samples, for probes about many (saliency)")
-    pr.add_argument("--method", help="saliency: gradient, smoothgrad, integrated_gradients or gradcam")
+    pr.add_argument("--method", help="saliency: gradient, smoothgrad, integrated_gradients or gradcam; "
+                                     "predictions of a sequence: greedy, beam or sample")
     pr.add_argument("--target", type=int, help="saliency: the class to explain (default: the predicted one)")
-    pr.add_argument("--split", choices=("test", "train"), help="saliency: which images (test)")
+    pr.add_argument("--split", choices=("test", "train", "long"),
+                    help="which samples (test); long: a sequence set's longer held-out sequences")
     pr.add_argument("--eps", type=float, help="adversarial: FGSM's step, a share of full brightness (0.1); "
                                               "reconstruction: noise added to the inputs, the same unit")
     pr.add_argument("--points", help="decode: latent points, values comma-separated, points by ';': "
                                          "--points='0,0;-1,1' (quoted; '=' lets it start with a minus)")
     pr.add_argument("--size", type=int, help="manifold: pictures per side of the grid (12)")
+    pr.add_argument("--width", type=int, help="predictions of an encoder–decoder: beam search's width "
+                                              "(with --method beam)")
+    pr.add_argument("--temperature", type=float, help="predictions: softmax temperature when decoding (1)")
     pr.add_argument("--out", help="write the arrays here (.npz, one array per name)")
     pr.add_argument("--quiet", action="store_true", help="print nothing on success")
     pr.set_defaults(func=cmd_probe)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .spec import ModelSpec
 
 MAX_PARAMS = 20_000_000
+SOURCES = ("input", "decoder_input")  # the nodes that take the dataset's input shape
 _RESERVED = frozenset(dir(nn.ModuleDict()))
 # What nn.Module.__call__ consults before it calls forward; where torch lacks one, layers are always called.
 _GLOBAL_HOOKS = tuple(getattr(torch_module, f"_global_{kind}_hooks", None)
@@ -175,7 +176,8 @@ def analyse(model: ModelSpec, input_shape: Shape | None = None) -> GraphInfo:
         in_shapes = [infos[p].shape for p in inputs]
         path = f"model.nodes[{g.nodes[n]['index']}]"
         try:
-            shape = input_shape if op.name == "input" else op.shape(params[n], in_shapes)
+            # a decoder's input is the target so far: as long as the input in every task that has one
+            shape = input_shape if op.name in SOURCES else op.shape(params[n], in_shapes)
         except ShapeError as exc:
             raise GraphError(path, f"{n} {exc}") from None
         count = op.count(params[n], in_shapes)

@@ -24,26 +24,40 @@ def output_activation(spec: SessionSpec) -> str:
 
 @dataclass(frozen=True)
 class Head:
-    """Turns the output node's pre-activation ``z`` (B, C) into losses, predictions and accuracy."""
+    """Turns the output node's pre-activation ``z`` (B, C), or (B, T, V) for a per-token task, into losses,
+    predictions and accuracy."""
 
     activation: str = "tanh"
     n_classes: int = 2  # 0 for regression
     task: str = "classification"
     loss_name: str = "mse"
-    shape: tuple[int, ...] = ()  # reconstruction: the picture the output gives back (the input's shape)
+    # reconstruction: the picture the output gives back (the input's shape); sequence: (T,), one token per step
+    shape: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, spec: SessionSpec) -> Head:
         """The head a session's spec asks for."""
-        shape = tuple(input_shape(spec.dataset)) if spec.dataset.task == "reconstruction" else ()
-        return cls(output_activation(spec), spec.dataset.n_classes, spec.dataset.task, spec.loss, shape)
+        task = spec.dataset.task
+        shape = tuple(input_shape(spec.dataset)) if task in ("reconstruction", "sequence") else ()
+        return cls(output_activation(spec), spec.dataset.n_classes, task, spec.loss, shape)
 
     @property
     def units(self) -> int:
-        """Output units: K for softmax, a picture's pixels for reconstruction, 1 otherwise."""
+        """Output units: K for softmax (a sequence's vocabulary, at each step), a picture's pixels for
+        reconstruction, 1 otherwise."""
         if self.task == "reconstruction":
             return math.prod(self.shape)
         return self.n_classes if self.activation == "softmax" else 1
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """What the output node must give per sample: (T, V) for a per-token task, else (units,)."""
+        return (*self.shape, self.units) if self.task == "sequence" else (self.units,)
+
+    @property
+    def tokens(self) -> int:
+        """Answers per sample that accuracy counts: T for a per-token task, else 1."""
+        return self.shape[0] if self.task == "sequence" else 1
 
     @property
     def pm1(self) -> bool:
@@ -64,7 +78,7 @@ class Head:
         """The network's output after the head's activation (probabilities, ±1 scores or values)."""
         a = self.activation
         if a == "softmax":
-            return torch.softmax(z, dim=1)
+            return torch.softmax(z, dim=-1)
         if a == "sigmoid":
             return torch.sigmoid(z)
         if a == "tanh":
@@ -77,6 +91,8 @@ class Head:
         outweighed by the KL term) and averaged over the batch."""
         if self.task == "reconstruction":
             return self.pixel_loss(z, t).mean()
+        if self.task == "sequence":  # the mean over every token of the batch
+            return F.cross_entropy(z.reshape(-1, z.shape[-1]), t.reshape(-1))
         if self.loss_name == "cross_entropy":
             return F.cross_entropy(z, t)
         if self.loss_name == "bce":
@@ -92,7 +108,7 @@ class Head:
         return (self.output(z) - t).pow(2).sum(1)
 
     def correct(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Per-sample correctness (bool) against class indices ``y``."""
+        """Per-sample correctness (bool) against class indices ``y``: (B,), or (B, T) per token."""
         if self.activation == "softmax":
-            return z.argmax(dim=1) == y
+            return z.argmax(dim=-1) == y
         return (z[:, 0] > 0) == (y > 0)  # every binary head decides at z = 0

@@ -31,6 +31,7 @@ from . import safejson
 from .check import parse_spec
 from .errors import EngineError, SessionFileError, SpecError
 from .fit import RNG_STATE, Reference, check_optimizer, check_rng, check_tensors, reference
+from .head import Head
 from .schema import validate_strict
 from .spec import SessionSpec, spec_to_dict
 from .train.checkpoint import Checkpoint
@@ -447,9 +448,11 @@ def _checkpoint(name: str, spec: SessionSpec, ref: Reference, state: RunState, r
                                      f"of {ref.steps_per_epoch} steps")
     if state.early_best_epoch > state.epoch or state.early_wait > state.epoch:
         raise SessionFileError(name, "manifest.json: state.early_best_epoch and early_wait cannot pass the epoch")
-    if state.epoch_correct > state.batch_index * spec.training.batch_size:
+    tokens = Head.of(spec).tokens  # a per-token task counts each sample's tokens
+    if state.epoch_correct > state.batch_index * spec.training.batch_size * tokens:
         raise SessionFileError(name, f"manifest.json: state.epoch_correct {state.epoch_correct} cannot come from "
-                                     f"{state.batch_index} steps of {spec.training.batch_size}")
+                                     f"{state.batch_index} steps of {spec.training.batch_size}"
+                                     + (f" samples of {tokens} tokens" if tokens > 1 else ""))
     if any(v < 0 or (v and not state.batch_index) for v in state.epoch_parts):
         raise SessionFileError(name, f"manifest.json: state.epoch_parts {list(state.epoch_parts)} must be sums of "
                                      f"losses (≥ 0) of the {state.batch_index} steps of this epoch")

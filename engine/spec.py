@@ -113,6 +113,10 @@ class Training(Strict):
     probe_every: int = Field(0, ge=0, le=1_000_000)  # steps between probes; 0 = automatic (≤ a few % of time)
     probe_grid: int = Field(100, ge=10, le=400)  # output heatmap resolution
     neuron_grid: int = Field(24, ge=4, le=100)  # per-neuron thumbnail resolution
+    teacher_forcing: float = Field(1.0, ge=0.0, le=1.0,
+                                   description="encoder–decoders: the share of the decoder's input tokens that "
+                                               "are the true previous token while training; the rest are its own "
+                                               "answer (scheduled sampling), as when it generates")
 
 
 class SessionSpec(Strict):

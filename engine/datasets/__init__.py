@@ -5,6 +5,7 @@ from __future__ import annotations
 # isort: off
 from . import toy2d  # noqa: F401
 from . import images  # noqa: F401
+from . import sequences  # noqa: F401
 # isort: on
 from .registry import FAMILIES, DataFamily, Dataset, family_of, input_shape, make_dataset
 

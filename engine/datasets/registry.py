@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ops.registry import Shape
 
-Task = Literal["classification", "regression", "reconstruction"]
+Task = Literal["classification", "regression", "reconstruction", "sequence"]  # sequence: one class per token
 
 
 class DatasetSpecLike(Protocol):
@@ -48,6 +48,10 @@ class Dataset:
     target_train: np.ndarray | None = None
     target_val: np.ndarray | None = None
     target_test: np.ndarray | None = None
+    # A held-out set of longer inputs than the network trains on (sequences), to test generalisation in length:
+    # (L, T_long) inputs and their labels, (L,) or (L, T_long) for a per-token task.
+    x_long: np.ndarray | None = None
+    y_long: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

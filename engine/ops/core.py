@@ -87,7 +87,7 @@ class Dense(Activated, nn.Linear):
         self.set_activation(p.activation, p.pieces)
         init_weights(self, p.init)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, F) -> (B, units); maxout via (B, units·k)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, [T,] F) -> (B, [T,] units); maxout via (B, units·k)
         return self.activate(F.linear(x, self.weight, self.bias))
 
 
@@ -111,16 +111,23 @@ def init_weights(layer: nn.Linear, init: str) -> None:
 
 
 def _dense_shape(p: DenseParams, shapes: list[Shape]) -> Shape:
-    features(shapes[0])
+    s = shapes[0]
+    if len(s) == 2:  # a sequence's steps (or a graph's nodes), each through the same weights: (T, F) -> (T, units)
+        if ACTIVATIONS[p.activation].pieces:
+            raise ShapeError(f"maxout takes a flat (B, F) input but gets {fmt_shape(s)}: insert a Flatten or "
+                             "pick another activation")
+        return (s[0], p.units)
+    features(s)
     return (p.units,)
 
 
 register(Op(
-    name="dense", family="core", doc="Fully connected layer: y = act(x·Wᵀ + b).",
+    name="dense", family="core",
+    doc="Fully connected layer: y = act(x·Wᵀ + b). On a sequence (T, F) it acts on each step alike: (T, units).",
     params=DenseParams, inputs=(1, 1),
     shape=_dense_shape,
-    build=lambda p, s, ctx: Dense(s[0][0], p),
-    count=lambda p, s: (s[0][0] + p.bias) * p.width() + ACTIVATIONS[p.activation].learned,
+    build=lambda p, s, ctx: Dense(s[0][-1], p),
+    count=lambda p, s: (s[0][-1] + p.bias) * p.width() + ACTIVATIONS[p.activation].learned,
     penalized=("weight",), key_params=("units", "activation"),
 ))
 

@@ -9,7 +9,19 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from .registry import MAX_UNITS, Family, Op, Params, Shape, ShapeError, fmt_shape, register, register_family
+from .registry import (
+    MAX_UNITS,
+    Family,
+    Identity,
+    NoParams,
+    Op,
+    Params,
+    Shape,
+    ShapeError,
+    fmt_shape,
+    register,
+    register_family,
+)
 
 SEQUENCE = register_family(Family("sequence", "Sequence", "#fdf1e0"))
 
@@ -93,6 +105,16 @@ register(Op(
     params=PositionalParams, inputs=(1, 1), shape=_positional_shape,
     build=lambda p, s, ctx: PositionalEncoding(p, s[0][1]),
     count=lambda p, s: p.max_len * s[0][1] if p.kind == "learned" else 0,
+))
+
+
+register(Op(
+    name="decoder_input", family="sequence", inputs=(0, 0), params=NoParams,
+    doc="A decoder's input in a sequence-to-sequence network: the target shifted one step behind a start token "
+        "▶, so that step t sees the answer up to t−1 (teacher forcing while training; its own answers when "
+        "generating). Token ids (T,), like the input.",
+    shape=lambda p, s: (),  # filled in by the graph: the target's length, which is the input's
+    build=lambda p, s, ctx: Identity(),
 ))
 
 

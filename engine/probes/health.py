@@ -45,7 +45,7 @@ def grad_norms(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray
     params = [p for p in model.parameters() if p.requires_grad]
     if params and all(p.grad is None for p in params):
         with model.evaluating():  # no dropout or sampling: the trainer's generators stay untouched
-            loss = ctx.head.loss(model(ctx.x_train), ctx.t_train)
+            loss = ctx.head.loss(model(ctx.x_train, ctx.feed("train")), ctx.t_train)
         grads = dict(zip(map(id, params), torch.autograd.grad(loss, params, allow_unused=True), strict=True))
     else:
         grads = {id(p): p.grad for p in params}
@@ -66,7 +66,7 @@ def dead_units(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray
     """``NODE``: the share of the node's units that output 0 (or less) for every one of the first DEAD_SAMPLES
     training samples (all of them in a small set)."""
     nodes = _relu_nodes(ctx.model.info)
-    values = ctx.forward_all(f"train[:{DEAD_SAMPLES}]", ctx.x_train[:DEAD_SAMPLES])
+    values = ctx.forward_all(f"train[:{DEAD_SAMPLES}]", ctx.x_train[:DEAD_SAMPLES], ctx.feed("train", 0, DEAD_SAMPLES))
     return {n: np.array(float((values[n] <= 0).all(dim=0).float().mean()), dtype=np.float64) for n in nodes}
 
 

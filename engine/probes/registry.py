@@ -26,11 +26,13 @@ class ProbeRequest:
     samples: tuple[int, int] | None = None  # a range [start, stop) of samples, for probes about many
     method: str | None = None  # how to compute it, where a probe offers several (saliency)
     target: int | None = None  # the class to explain (default: the predicted one)
-    split: str = "test"  # which samples: "test" (the held-out set) or "train"
+    split: str = "test"  # which samples: "test" (the held-out set), "train", or "long" (longer held-out sequences)
     eps: float | None = None  # the size of an adversarial step, in pixel units (a share of full brightness)
     pixels: tuple[float, ...] | None = None  # a picture of the model's input size in [0, 1], row by row (drawn)
     points: tuple[float, ...] | None = None  # points in a layer's space (a latent code), D values each, row by row
     size: int | None = None  # a grid's side (the manifold's mosaic)
+    width: int | None = None  # beam search's width (decoding a sequence with method "beam")
+    temperature: float | None = None  # softmax temperature when decoding (1: the network's own probabilities)
 
 
 @dataclass
@@ -55,20 +57,40 @@ class ProbeContext:
         return self._constants[key]
 
     @torch.no_grad()
-    def forward_all(self, key: str, x: torch.Tensor | Callable[[], torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every node's output for ``x`` in eval mode, computed once per round under ``key``."""
+    def forward_all(self, key: str, x: torch.Tensor | Callable[[], torch.Tensor],
+                    extras: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Every node's output for ``x`` in eval mode, computed once per round under ``key`` (``extras``: what an
+        encoder–decoder's decoder reads, see ``feed``)."""
         if key not in self._cache:
             inputs = x() if callable(x) else x
             with self.model.evaluating():
-                self._cache[key] = self.model.forward_all(inputs)
+                self._cache[key] = self.model.forward_all(inputs, extras)
         return self._cache[key]
 
+    def labels(self, split: str) -> torch.Tensor:
+        """A split's labels on the model's device (a sequence task's target tokens), made once a run."""
+        dev = self.x_train.device
+        return self.constant(f"y_{split}", lambda: torch.from_numpy(getattr(self.data, f"y_{split}")).to(dev))
+
+    def feed(self, split: str, start: int = 0, stop: int | None = None) -> dict[str, torch.Tensor] | None:
+        """What an encoder–decoder's decoder reads for a split's rows: their targets so far behind the start
+        token (teacher forcing); None for other networks."""
+        if not any(n.op == "decoder_input" for n in self.model.info.nodes.values()):
+            return None
+        from ..decoding import feed
+
+        return feed(self.labels(split)[start:stop], int(self.data.meta.get("bos", 0)))
+
     def inputs(self, split: str) -> torch.Tensor:
-        """A split's model inputs on the model's device: the training tensor, or the test set's, made once a run."""
+        """A split's model inputs on the model's device: the training tensor, or the test set's (or a sequence
+        set's longer held-out one, "long"), made once a run. KeyError naming the split where there is none."""
         if split == "train":
             return self.x_train
         dev = self.x_train.device
-        return self.constant("x_test", lambda: torch.from_numpy(self.data.x_test).to(dev))
+        if split not in ("test", "long") or getattr(self.data, f"x_{split}") is None:
+            raise KeyError(f"split {split!r}: this data has " + ("train, test and long" if self.data.x_long
+                                                                   is not None else "train and test"))
+        return self.constant(f"x_{split}", lambda: torch.from_numpy(getattr(self.data, f"x_{split}")).to(dev))
 
     def forward_rows(self, split: str, start: int = 0, stop: int | None = None) -> dict[str, torch.Tensor]:
         """Every node's output for a split's rows START:STOP (all by default), once per round however many
@@ -76,7 +98,8 @@ class ProbeContext:
         x = self.inputs(split)
         stop = len(x) if stop is None else stop
         whole = start == 0 and stop == len(x)
-        return self.forward_all(f"{split}[{start}:{stop}]", x if whole else x[start:stop])
+        return self.forward_all(f"{split}[{start}:{stop}]", x if whole else x[start:stop],
+                                self.feed(split, start, stop))
 
     def fresh(self) -> ProbeContext:
         """The same context with an empty cache (the model has changed since)."""

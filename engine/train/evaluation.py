@@ -3,9 +3,12 @@ VAE's β·KL in its losses and the reconstruction and KL parts apart. A part of 
 it in), kept here so the stepping loop reads on its own."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
+
+from ..decoding import decode, feed
 
 if TYPE_CHECKING:
     from ..graph import GraphModule
@@ -33,6 +36,11 @@ class Evaluation:
     running: bool
     x_all: torch.Tensor
     y_all: torch.Tensor
+    x_long: torch.Tensor | None
+    y_long: torch.Tensor | None
+    t_long: torch.Tensor
+    decoder: bool
+    bos: int
     t_train: torch.Tensor
     t_val: torch.Tensor
     t_test: torch.Tensor
@@ -45,15 +53,16 @@ class Evaluation:
         """The KL term's weight now: ``regularization.beta``, risen linearly over ``beta_warmup`` epochs."""
         return self.spec.regularization.beta_at(self.epoch + self.batch_index / self.steps_per_epoch)
 
-    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The model's outputs for ``x`` in eval mode (the caller turns gradients off), and a VAE's KL per
-        sample (else None). Image sets go in chunks: chunks that stay in cache run a full-set pass ~1.8× faster
-        than one big batch."""
+        sample (else None). An encoder–decoder reads the targets ``y`` so far (teacher forcing). Image sets go
+        in chunks: chunks that stay in cache run a full-set pass ~1.8× faster than one big batch."""
         rows = max(EVAL_MIN_ROWS, EVAL_CHUNK_BYTES // max(x[0].numel() * x.element_size(), 1))
         outs, kls = [], []
         with self.model.evaluating():
             for i in range(0, len(x), rows):
-                outs.append(self.model(x[i:i + rows]))
+                extras = feed(y[i:i + rows], self.bos) if self.decoder and y is not None else None
+                outs.append(self.model(x[i:i + rows], extras))
                 kls.append(self.model.aux_rows() if self.model.aux_layers else None)
         kl = None if kls[0] is None else torch.cat(kls) if len(kls) > 1 else kls[0]
         return (torch.cat(outs) if len(outs) > 1 else outs[0]), kl
@@ -84,20 +93,47 @@ class Evaluation:
                 out["recon_loss"] = out["train_loss"]  # no KL term: the loss is all reconstruction
         if self.n_val:
             loss(n, v, self.t_val, "val_loss")
-        if self.head.task == "classification":
-            correct = self.head.correct(z, self.y_all[first:]).float()
+        if self.head.task in ("classification", "sequence"):
+            correct = self._correct(z, self.x_all[first:], self.y_all[first:])
             out["test_accuracy"] = correct[v:].mean().item()
             if first == 0:
                 out["train_accuracy"] = correct[:n].mean().item()
             if self.n_val:
                 out["val_accuracy"] = correct[n:v].mean().item()
+            if self.head.task == "sequence":
+                out["test_sequence_accuracy"] = correct[v:].all(1).float().mean().item()
         return out
+
+    def _correct(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Which answers (tokens, for a sequence task) are right, as floats: an encoder–decoder's from what it
+        writes itself (greedy, token by token), not from its teacher-forced outputs ``z``."""
+        if self.decoder:
+            with self.model.evaluating():
+                return (decode(self.model, x, self.bos).tokens == y).float()
+        return self.head.correct(z, y).float()
+
+    def _long_scores(self) -> dict[str, float]:
+        """Loss and accuracy on the longer held-out sequences, where the data has them and the network can read
+        them (a learned position table or a flatten fixes the length: then none)."""
+        if self.x_long is None or self.y_long is None:
+            return {}
+        try:
+            z, _ = self._forward(self.x_long, self.y_long)
+            correct = self._correct(z, self.x_long, self.y_long)
+        except (RuntimeError, ValueError, IndexError):
+            self.x_long = None  # the network is built for its training length
+            return {}
+        out = {"long_loss": self.head.loss(z, self.t_long).item(),
+               "long_accuracy": correct.mean().item()}
+        if self.head.task == "sequence":
+            out["long_sequence_accuracy"] = correct.all(1).float().mean().item()
+        return {k: v for k, v in out.items() if math.isfinite(v)}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Full-set train, validation (where the data has one) and test loss, and accuracy, in eval mode, from
-        one forward pass."""
-        return self._scores(self._forward(self.x_all), 0)
+        one forward pass; and the longer held-out sequences' scores."""
+        return self._scores(self._forward(self.x_all, self.y_all), 0) | self._long_scores()
 
     @torch.no_grad()
     def _epoch_metrics(self) -> dict[str, float]:
@@ -106,10 +142,10 @@ class Evaluation:
         if not self.running:
             return self.evaluate()
         n = self.n_train
-        out = self._scores(self._forward(self.x_all[n:]), n)
+        out = self._scores(self._forward(self.x_all[n:], self.y_all[n:]), n) | self._long_scores()
         out["train_loss"] = self._epoch_loss / n
-        if self.head.task == "classification":
-            out["train_accuracy"] = int(self._epoch_correct) / n
+        if self.head.task in ("classification", "sequence"):
+            out["train_accuracy"] = int(self._epoch_correct) / (n * self.head.tokens)
         if self.model.aux_layers:
             recon, kl = self._epoch_parts.tolist()
             out["kl"] = kl / n

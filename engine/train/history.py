@@ -13,11 +13,15 @@ from array import array
 import numpy as np
 
 HISTORY_KEYS = ("step_loss", "epoch_train_loss", "epoch_test_loss", "epoch_train_accuracy", "epoch_test_accuracy",
-                "epoch_val_loss", "epoch_val_accuracy", "epoch_recon_loss", "epoch_kl")
+                "epoch_val_loss", "epoch_val_accuracy", "epoch_recon_loss", "epoch_kl", "epoch_test_sequence_accuracy",
+                "epoch_long_loss", "epoch_long_accuracy", "epoch_long_sequence_accuracy")
 EPOCH_KEYS = HISTORY_KEYS[1:]
 # Series a file may lack: the validation ones arrived with image sets, the training loss's reconstruction and
-# KL parts with autoencoders; an older file's runs had neither, which these series record as NaN.
-OPTIONAL_KEYS = ("epoch_val_loss", "epoch_val_accuracy", "epoch_recon_loss", "epoch_kl")
+# KL parts with autoencoders, exact-sequence accuracy and the longer held-out sequences' scores with sequence
+# sets; an older file's runs had none of them, which these series record as NaN.
+OPTIONAL_KEYS = ("epoch_val_loss", "epoch_val_accuracy", "epoch_recon_loss", "epoch_kl",
+                 "epoch_test_sequence_accuracy", "epoch_long_loss", "epoch_long_accuracy",
+                 "epoch_long_sequence_accuracy")
 FOLDED = ".folded"  # the suffix of a series' folded part in checkpoints and session files
 BUCKET = 64  # values per folded (min, max) pair
 KEEP = 1 << 18  # values kept exactly (2 MiB a series); the older half is folded when twice this is reached
@@ -91,7 +95,7 @@ class History:
 
     def record_epoch(self, metrics: dict[str, float]) -> None:
         """Append an epoch's evaluation (accuracies are NaN for regression, validation NaN without that set, the
-        reconstruction and KL parts NaN where the network has none)."""
+        reconstruction and KL parts NaN where the network has none, the sequence scores NaN without sequences)."""
         s = self.series
         s["epoch_train_loss"].append(metrics["train_loss"])
         s["epoch_test_loss"].append(metrics["test_loss"])
@@ -101,6 +105,8 @@ class History:
         s["epoch_val_accuracy"].append(metrics.get("val_accuracy", math.nan))
         s["epoch_recon_loss"].append(metrics.get("recon_loss", math.nan))
         s["epoch_kl"].append(metrics.get("kl", math.nan))
+        for key in ("test_sequence_accuracy", "long_loss", "long_accuracy", "long_sequence_accuracy"):
+            s["epoch_" + key].append(metrics.get(key, math.nan))
 
     def delta(self) -> tuple[int, np.ndarray, int, dict[str, np.ndarray]]:
         """What was recorded since the last call: (step_start, step_loss, epoch_start, epoch rows)."""

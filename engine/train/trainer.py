@@ -15,6 +15,7 @@ import torch
 from ..augment import augment
 from ..check import check_spec
 from ..datasets import family_of, make_dataset
+from ..decoding import feed
 from ..errors import EngineError, SessionFileError, SpecError
 from ..graph import GraphModule, same_architecture
 from ..head import Head
@@ -67,6 +68,14 @@ class Trainer(Evaluation):
         parts = [(self.x_train, self.y_train), *([(self.x_val, y_val)] if self.n_val else []), (self.x_test, self.y_test)]
         self.x_all = torch.cat([x for x, _ in parts])
         self.y_all = torch.cat([y for _, y in parts])
+        # Sequence sets hold out longer inputs than the network trains on, scored apart each epoch.
+        self.x_long = None if self.data.x_long is None else torch.from_numpy(self.data.x_long).to(dev)
+        self.y_long = None if self.data.y_long is None else torch.from_numpy(self.data.y_long).to(dev)
+        if self.y_long is not None:
+            self.t_long = self.head.targets(self.data.y_long, dev)
+        # An encoder–decoder reads the target so far behind the start token (teacher forcing).
+        self.decoder = any(n.op == "decoder_input" for n in self.info.nodes.values())
+        self.bos = int(self.data.meta.get("bos", 0))
         # Image sets report an epoch's training loss and accuracy as the running mean over its own steps
         # (DataFamily.running_train_metrics); the per-epoch pass then scores only validation and test.
         self.running = family_of(spec.dataset).running_train_metrics
@@ -241,7 +250,7 @@ class Trainer(Evaluation):
         x = self.x_train[idx]
         if x.dim() == 4 and spec.regularization.augment.active:
             x = augment(x, spec.regularization.augment, self.dropout_rng)
-        z = self.model(x)
+        z = self.model(x, self._teacher(x, self.y_train[idx]) if self.decoder else None)
         loss = self.head.loss(z, self.t_train[idx])
         kl = self.model.aux_loss() if self.model.aux_layers else None
         parts = None
@@ -255,7 +264,7 @@ class Trainer(Evaluation):
             self._epoch_loss += value * len(idx)
             if parts is not None:
                 self._epoch_parts += parts.double() * len(idx)
-            if self.head.task == "classification":
+            if self.head.task in ("classification", "sequence"):  # a sequence's count is of tokens
                 self._epoch_correct += self.head.correct(z.detach(), self.y_train[idx]).sum()
         reg = spec.regularization
         extra = penalty(self.decay_weights, reg.l1, reg.l2) if (reg.l1 or reg.l2) else None
@@ -282,6 +291,18 @@ class Trainer(Evaluation):
             self.epoch += 1
             return self._end_epoch()
         return True
+
+    def _teacher(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A decoder's input for a training batch: the target so far (teacher forcing), where
+        ``training.teacher_forcing`` < 1 with that share of its tokens kept and the rest the network's own answer
+        at that step, from a pass with the true ones (a one-pass form of scheduled sampling)."""
+        ratio = self.spec.training.teacher_forcing
+        if ratio >= 1.0:
+            return feed(y, self.bos)
+        with torch.no_grad():
+            own = self.model(x, feed(y, self.bos)).argmax(-1)
+        keep = torch.rand(y.shape, generator=self.dropout_rng, device=y.device) < ratio
+        return feed(torch.where(keep, y, own), self.bos)
 
     def _diverged(self, why: str) -> bool:
         self.status = "diverged"
@@ -420,7 +441,7 @@ class Trainer(Evaluation):
         self.history = history
         # The running train metrics of the epoch under way: the loss sum is rebuilt from its recorded steps in
         # the order they were added (so bit for bit), the correct count comes saved.
-        if not 0 <= c.epoch_correct <= c.batch_index * self.spec.training.batch_size:
+        if not 0 <= c.epoch_correct <= c.batch_index * self.spec.training.batch_size * self.head.tokens:
             raise ValueError(f"{c.epoch_correct} correct samples cannot come from {c.batch_index} steps")
         self._epoch_loss = 0.0
         if self.running and c.batch_index:
