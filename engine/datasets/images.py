@@ -203,5 +203,5 @@ register(DataFamily(
     spec=Images, make=make, input_shape=_input_shape, tasks=frozenset({"classification", "reconstruction"}),
     thumbnail=thumbnail, variants=variants, running_train_metrics=True,
     presets=("digits-mlp", "digits-cnn", "shapes-cnn", "shapes-resnet", "shapes-clutter-cnn", "digits-transfer",
-             "digits-ae-2d", "digits-vae-2d", "digits-vae-8d", "digits-denoise", "shapes-conv-ae"),
+             "digits-ae-2d", "digits-vae-2d", "digits-vae-8d", "digits-denoise", "shapes-conv-ae", "shapes-vit"),
 ))

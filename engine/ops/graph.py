@@ -140,7 +140,7 @@ register(Op(
 
 
 class ReadoutParams(Params):
-    reduce: Literal["mean", "sum", "max"] = "mean"
+    reduce: Literal["mean", "sum", "max", "first"] = "mean"
 
 
 class Readout(nn.Module):
@@ -151,6 +151,8 @@ class Readout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, F) -> (B, F)
         if self.reduce == "max":
             return x.amax(1)
+        if self.reduce == "first":  # step/node 0: a transformer's class token
+            return x[:, 0]
         return x.sum(1) if self.reduce == "sum" else x.mean(1)
 
 
@@ -161,6 +163,8 @@ def _readout_shape(p: ReadoutParams, shapes: list[Shape]) -> Shape:
 
 
 register(Op(
-    name="readout", family="graph", key_params=("reduce",), doc="Global pooling over the nodes of a graph or the steps of a sequence (mean, sum or max): (N, F) → (F,).",
+    name="readout", family="graph", key_params=("reduce",),
+    doc="Global pooling over the nodes of a graph or the steps of a sequence (mean, sum or max), or the first "
+        "step alone (first: a vision transformer's class token): (N, F) → (F,).",
     params=ReadoutParams, inputs=(1, 1), shape=_readout_shape, build=lambda p, s, ctx: Readout(p.reduce),
 ))

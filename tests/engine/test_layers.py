@@ -185,13 +185,14 @@ def test_flatten_and_reshape():
 
 
 def test_every_registered_op_is_tested():
-    # Each op has a test against torch here or in test_ops_{image,sequence,graph}.py; a new op adds its name.
+    # Each op has a test against torch here or in test_ops_{image,sequence,graph}.py (decoder_input:
+    # test_sequence_core.py, patch_embedding: test_vit.py); a new op adds its name.
     assert set(OPS) == {
         "input", "output", "dense", "activation", "dropout", "batch_norm", "layer_norm", "add", "concat",
         "flatten", "reshape",
         "conv2d", "max_pool", "avg_pool", "global_avg_pool", "conv_transpose2d", "upsample",
         "embedding", "positional", "rnn", "lstm", "gru", "self_attention", "cross_attention", "transformer_block",
-        "adjacency", "gcn", "gat", "readout", "reparam",
+        "adjacency", "gcn", "gat", "readout", "reparam", "decoder_input", "patch_embedding",
     }
 
 
