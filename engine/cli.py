@@ -220,8 +220,9 @@ def cmd_probe(args: argparse.Namespace) -> int:
         result = run_probe(trainer.prober.ctx, args.probe, trainer.step, request)
     except KeyError as exc:
         message = str(exc.args[0])
-        field = next((f"--{o}" for o in ("samples", "sample", "method", "target", "split", "eps", "points", "size",
-                                         "width", "temperature")
+        # the longer names first: a message about a "sampling" method or "samples" is not about --sample
+        field = next((f"--{o}" for o in ("method", "width", "temperature", "samples", "sample", "target", "split",
+                                         "eps", "points", "size")
                       if o in message),
                      "--layer")
         raise SpecError(field, message) from None

@@ -35,7 +35,11 @@ def pca(points: np.ndarray, k: int = 2, previous: Projection | None = None, seed
     centred = x - mean
     if d <= EXACT_WIDTH:
         # exact: the covariance's eigenvectors (torch.linalg.eigh), ~1 ms for 2,000 points of 64 features
-        evals, evecs = torch.linalg.eigh(centred.T @ centred)
+        cov = centred.T @ centred
+        try:
+            evals, evecs = torch.linalg.eigh(cov)
+        except torch.linalg.LinAlgError:  # float32 LAPACK gave up (many repeated eigenvalues): in float64
+            evals, evecs = (t.float() for t in torch.linalg.eigh(cov.double()))
         s, v = evals.flip(0).clamp_min(0).sqrt(), evecs.flip(1)
     else:  # wide layers: a seeded low-rank sketch (torch.pca_lowrank), global RNG untouched
         with torch.random.fork_rng(devices=[]):

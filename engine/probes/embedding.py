@@ -51,8 +51,8 @@ def _any_hidden(info: GraphInfo, dataset_spec: Any) -> bool:
 def embedding(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
     """In eval mode, for the ``split``'s samples (``samples`` START:STOP, default the first MAX_POINTS):
     ``points`` (N, D) the ``layer``'s output flattened (default: the bottleneck), ``labels`` (N,) their labels
-    (class indices, or regression targets), ``rows`` (N,) their indices in the split, ``layer`` (1,) the block
-    answered and ``layers`` the blocks one may ask for. A layer wider than 2 also comes projected on its two
+    (class indices, regression targets, or a per-token task's first answer token), ``rows`` (N,) their indices
+    in the split, ``layer`` (1,) the block answered and ``layers`` the blocks one may ask for. A layer wider than 2 also comes projected on its two
     principal axes, here on the training thread (a 3,136-wide layer's PCA takes ~0.1 s): ``pca`` (N, 2) (NaN for
     points that are not finite), ``pca_axes`` (D, 2), ``pca_mean`` (D,), ``pca_explained`` (2,); each axis keeps
     the sign it had the round before, so points do not flip sides as the network trains."""
@@ -72,7 +72,10 @@ def embedding(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]
     values = ctx.forward_rows(request.split, start, stop)
     rows = np.arange(start, stop)
     points = own(values[name].flatten(1))
-    out = {"points": points, "labels": np.asarray(y[start:stop]).copy(), "rows": rows,
+    labels = np.asarray(y[start:stop])
+    if labels.ndim == 2:  # a per-token task: each point is coloured by the first token of its answer
+        labels = labels[:, 0]
+    out = {"points": points, "labels": labels.copy(), "rows": rows,
            "layer": np.array([name], dtype=str), "layers": np.array(layers, dtype=str)}
     finite = np.isfinite(points).all(axis=1)
     if points.shape[1] > 2 and finite.any():

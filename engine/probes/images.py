@@ -11,6 +11,8 @@ import torch
 from ..datasets import family_of
 from ..graph import GraphInfo
 from .registry import Probe, ProbeContext, ProbeRequest, own, register
+from .sequences import TAKES as SEQUENCE_TAKES
+from .sequences import is_sequences, sequence_predictions
 
 SALIENCY_SAMPLES = 1  # what the live view asks for: the selected sample only
 
@@ -144,8 +146,27 @@ def attribution_mass(attribution: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return np.divide((a * inside).sum(axis=(1, 2)), total, out=np.zeros_like(total), where=total > 0)
 
 
-register(Probe("predictions", "test-set predictions, confidences, confusion matrix and per-class scores",
-               _images, predictions))
+def _predicted(info: GraphInfo, dataset_spec: Any) -> bool:
+    """An image classifier, or any sequence set (its answers token by token, or its classes: sequences.py)."""
+    return _images(info, dataset_spec) or is_sequences(dataset_spec)
+
+
+def any_predictions(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
+    """An image classifier's whole test set (it takes no options), or a sequence set's examples."""
+    if is_sequences(ctx.dataset_spec):
+        return sequence_predictions(ctx, request)
+    for option in ("samples", "method", "width", "temperature"):
+        if getattr(request, option) is not None:
+            raise KeyError(f"an image classifier's predictions cover the whole test set: no {option} to choose")
+    if request.split != "test":
+        raise KeyError(f"an image classifier's predictions cover the test set; split {request.split!r} is not "
+                       "offered")
+    return predictions(ctx, request)
+
+
+register(Probe("predictions", "test-set predictions, confidences, confusion matrix and per-class scores (images); "
+               "a sequence set's answers (greedy, beam or sampled) with each token's confidence",
+               _predicted, any_predictions, takes=SEQUENCE_TAKES))
 register(Probe("saliency", "attribution of test images' pixels to a class (gradient, smoothgrad, "
                "integrated_gradients, gradcam)", _images, saliency,
                takes=frozenset({"sample", "samples", "layer", "method", "target", "split"})))

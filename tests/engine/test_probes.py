@@ -133,10 +133,23 @@ def saved_vae(tmp_path_factory):
     return _trained(tmp_path_factory, "digits-vae-2d")
 
 
+@pytest.fixture(scope="module")
+def saved_transformer(tmp_path_factory):
+    """A reverse transformer after a few steps: the attention, positional, token and sequence probes' session."""
+    return _trained(tmp_path_factory, "reverse-transformer")
+
+
+@pytest.fixture(scope="module")
+def saved_recurrent(tmp_path_factory):
+    """An LSTM counting zeros after a few steps: the recurrent probes' session."""
+    return _trained(tmp_path_factory, "count-zeros-lstm")
+
+
 @pytest.mark.parametrize("name", sorted(PROBES))
 def test_every_probe_is_reachable_headless(saved, tmp_path, capsys, name, request):
-    path, tr = next((s for s in (saved, request.getfixturevalue("saved_images")) if name in s[1].applicable_probes),
-                    None) or request.getfixturevalue("saved_vae")
+    sessions = (lambda: saved, *(lambda f=f: request.getfixturevalue(f) for f in (
+        "saved_images", "saved_vae", "saved_transformer", "saved_recurrent")))
+    path, tr = next(s for s in (make() for make in sessions) if name in s[1].applicable_probes)
     assert name in tr.applicable_probes
     out = tmp_path / f"{name}.npz"
     assert main(["probe", str(path), "--probe", name, "--out", str(out), "--quiet"]) == 0
