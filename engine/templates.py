@@ -2,7 +2,9 @@
 
 A template that suits the session's dataset (MLP, residual MLP) takes its input shape and head from it; the
 others declare the input they are built for (28×28 images, 16-token sequences, 8-node graphs), so they are
-shape-checked now and train once their dataset is chosen.
+shape-checked now and train once their dataset is chosen. The token templates follow the head: a per-token head
+(a sequences task such as reverse) gives its length and vocabulary and gets an answer at every step, any other a
+pooled classifier; ``stack.template_for`` also fits a template to the session's data (vocabulary, length).
 """
 from __future__ import annotations
 
@@ -166,28 +168,92 @@ def conv_autoencoder(head: Head) -> dict[str, Any]:
     return b.model()
 
 
+def _tokens(head: Head) -> tuple[list[int], int, bool]:
+    """What a token template reads, from the head: (input shape, vocabulary, answers at every step). A per-token
+    head brings its sequence length and vocabulary (its classes are the tokens); any other gets 16-token inputs
+    over 32 ids, which ``stack.fit_sequences`` fits to a sequences dataset's own."""
+    if head.task == "sequence" and head.shape:
+        return list(head.shape), head.n_classes, True
+    return [TOKENS], VOCAB, False
+
+
+def _answer(head: Head) -> tuple[int, str]:
+    """Units and output activation of a pooled network's head: the session's when it names classes or a value,
+    two softmax classes otherwise (a reconstruction head has no meaning for tokens or pooled features)."""
+    if head.task in ("classification", "regression"):
+        return head.units, head.activation
+    return 2, "softmax"
+
+
 def recurrent(cell: str) -> Callable[[Head], dict[str, Any]]:
     def template(head: Head) -> dict[str, Any]:
+        shape, vocab, per_token = _tokens(head)
         b = _Builder()
-        x = b.add("input", "input", shape=[TOKENS])
-        x = b.add("embedding", "embedding", x, vocab=VOCAB, dim=16)
+        x = b.add("input", "input", shape=shape)
+        x = b.add("embedding", "embedding", x, vocab=vocab, dim=16)
+        if per_token:  # both directions: step t's answer may depend on later inputs (reverse, sort, add)
+            x = b.add(cell, cell, x, hidden=64, bidirectional=True, output="all")
+            x = b.add("dense", "dense", x, units=vocab)
+            b.add("output", "output", x, activation="softmax")
+            return b.model()
         x = b.add(cell, cell, x, hidden=32, output="last")
-        x = b.add("dense", "dense", x, units=2)
-        b.add("output", "output", x, activation="softmax")
+        units, activation = _answer(head)
+        x = b.add("dense", "dense", x, units=units)
+        b.add("output", "output", x, activation=activation)
         return b.model()
     return template
 
 
 def transformer(head: Head) -> dict[str, Any]:
+    shape, vocab, per_token = _tokens(head)
     b = _Builder()
-    x = b.add("input", "input", shape=[TOKENS])
-    x = b.add("embedding", "embedding", x, vocab=VOCAB, dim=32)
+    x = b.add("input", "input", shape=shape)
+    x = b.add("embedding", "embedding", x, vocab=vocab, dim=32)
     x = b.add("positional", "positional", x, kind="sinusoidal", max_len=64)
     x = b.add("block_1", "transformer_block", x, heads=4, ff=64)
     x = b.add("block_2", "transformer_block", x, heads=4, ff=64)
     x = b.add("norm", "layer_norm", x)
+    if per_token:
+        x = b.add("dense", "dense", x, units=vocab)
+        b.add("output", "output", x, activation="softmax")
+        return b.model()
     x = b.add("pool", "readout", x, reduce="mean")
-    x = b.add("dense", "dense", x, units=2)
+    units, activation = _answer(head)
+    x = b.add("dense", "dense", x, units=units)
+    b.add("output", "output", x, activation=activation)
+    return b.model()
+
+
+def seq2seq(head: Head) -> dict[str, Any]:
+    """A GRU reads the input; a second GRU writes the answer from the answer so far (decoder_input: teacher
+    forcing while training), each of its steps attending over every encoder step."""
+    shape, vocab, _ = _tokens(head)
+    b = _Builder()
+    x = b.add("input", "input", shape=shape)
+    x = b.add("embedding", "embedding", x, vocab=vocab, dim=32)
+    enc = b.add("encoder", "gru", x, hidden=32, output="all")
+    y = b.add("decoder_input", "decoder_input")
+    y = b.add("dec_embedding", "embedding", y, vocab=vocab, dim=32)
+    dec = b.add("decoder", "gru", y, hidden=32, output="all")
+    att = b.add("attend", "cross_attention", dec, enc, heads=1)  # query: the decoder; context: the encoder
+    y = b.add("join", "concat", dec, att)
+    y = b.add("dense", "dense", y, units=vocab)
+    b.add("output", "output", y, activation="softmax")
+    return b.model()
+
+
+def vit(head: Head) -> dict[str, Any]:
+    classes = head.task == "classification" and head.activation == "softmax"
+    units = head.n_classes if classes else 10  # the session's classes, or the ten digits
+    b = _Builder()
+    x = b.add("input", "input", shape=IMAGE)
+    x = b.add("patches", "patch_embedding", x, patch=7, dim=32, class_token=True)  # 16 patches + class token
+    x = b.add("positional", "positional", x, kind="learned", max_len=64)
+    x = b.add("block_1", "transformer_block", x, heads=4, ff=64)
+    x = b.add("block_2", "transformer_block", x, heads=4, ff=64)
+    x = b.add("norm", "layer_norm", x)
+    x = b.add("class_token", "readout", x, reduce="first")
+    x = b.add("dense", "dense", x, units=units)
     b.add("output", "output", x, activation="softmax")
     return b.model()
 
@@ -232,14 +298,21 @@ TEMPLATES: dict[str, Template] = {t.name: t for t in (
              vae, "images"),
     Template("conv_autoencoder", "Conv autoencoder", "Strided convolutions down to 7×7, transposed ones back up.",
              conv_autoencoder, "images"),
-    Template("rnn", "RNN classifier", "Embedding → RNN → last state → classes (16-token sequences).",
-             recurrent("rnn"), "tokens"),
-    Template("lstm", "LSTM classifier", "Embedding → LSTM → last state → classes (16-token sequences).",
-             recurrent("lstm"), "tokens"),
-    Template("gru", "GRU classifier", "Embedding → GRU → last state → classes (16-token sequences).",
-             recurrent("gru"), "tokens"),
-    Template("transformer", "Transformer classifier",
-             "Embedding + positions → two encoder blocks → mean over steps → classes.", transformer, "tokens"),
+    Template("rnn", "RNN", "Embedding → RNN: its last state → classes, or for a per-token task (reverse, sort) "
+             "a bidirectional RNN that answers at every step.", recurrent("rnn"), "tokens"),
+    Template("lstm", "LSTM", "Embedding → LSTM: its last state → classes, or for a per-token task a bidirectional "
+             "LSTM that answers at every step.", recurrent("lstm"), "tokens"),
+    Template("gru", "GRU", "Embedding → GRU: its last state → classes, or for a per-token task a bidirectional GRU "
+             "that answers at every step.", recurrent("gru"), "tokens"),
+    Template("transformer", "Transformer",
+             "Embedding + positions → two encoder blocks → a token at every step, or the mean over steps → classes.",
+             transformer, "tokens"),
+    Template("seq2seq", "Encoder–decoder with attention",
+             "A GRU encoder; a GRU decoder fed the answer so far behind ▶ (teacher forcing), attending over the "
+             "encoder's steps; their join → a token at every step (per-token tasks).", seq2seq, "tokens"),
+    Template("vit", "Vision transformer (ViT)",
+             "7×7 patches + a class token → positions → two encoder blocks → the class token → classes (28×28 "
+             "images).", vit, "images"),
     Template("gcn", "GCN graph classifier", "Two graph convolutions → mean readout → classes (8-node graphs).",
              gcn, "graphs"),
 )}

@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 
 from engine import EngineError
 from engine.graph import same_architecture
-from engine.head import Head
 from engine.spec import ModelSpec, Node
+from engine.stack import template_for
 from engine.templates import TEMPLATES
 
 from ..actions import make_action
@@ -39,7 +39,7 @@ from .summary import SummaryTable, summary_text
 
 CLIP_KEY = "dl_playground_blocks"  # marks clipboard text as blocks copied from an editor
 PASTE_OFFSET = 40.0
-DATA_NOTE = {"images": "28×28 images", "tokens": "16-token sequences", "graphs": "8-node graphs"}
+DATA_NOTE = {"images": "28×28 images", "tokens": "token sequences", "graphs": "8-node graphs"}
 
 
 class NetworkEditor(QWidget):
@@ -250,9 +250,8 @@ class NetworkEditor(QWidget):
         self._select(self.doc.paste(nodes, edges, (PASTE_OFFSET, PASTE_OFFSET)))
 
     def insert_template(self, name: str) -> None:
-        spec = self.controller.spec
-        t = TEMPLATES[name]
-        self.doc.replace(t.model(Head.of(spec)), f"template {t.title}")
+        # built for the session's head and, for sequence data, fitted to its vocabulary and length
+        self.doc.replace(template_for(name, self.controller.spec), f"template {TEMPLATES[name].title}")
         self.view.fit()
 
     @Slot(str)

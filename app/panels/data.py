@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QComboBox, QSpinBox, QVBoxLayout, QWidget
 
 from engine.datasets import FAMILIES
 from engine.spec import SessionSpec
-from engine.stack import fit_head
+from engine.stack import fit_data
 
 from .datasets import FamilyEditor, editor_for
 from .forms import blocked
@@ -76,7 +76,11 @@ class DataPanel(QWidget):
             return
         family = FAMILIES[self.family_picker.currentData()]
         dataset = next(iter(family.variants().values()), None) or family.spec()  # its first problem
-        self.spec_edited.emit(fit_head(self.spec, dataset))
+        fitted = fit_data(self.spec, dataset)
+        self.spec_edited.emit(fitted.spec)
+        show_note = getattr(self.editor, "show_note", None)  # the new family's editor, once the spec is shown
+        if fitted.note and show_note is not None and self.editor.family.kind == family.kind:
+            show_note(fitted.note)  # what was replaced: a network that cannot read this data
 
     @Slot(int)
     def _on_batch(self, value: int) -> None:

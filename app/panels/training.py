@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QSpinBox,
     QWidget,
 )
 
@@ -22,16 +23,19 @@ from engine.datasets import family_of
 from engine.errors import SpecError, format_pydantic
 from engine.optimizers import OPTIMIZERS
 from engine.schedules import ScheduleSpec
-from engine.spec import Augment, EarlyStopping, Regularization, SessionSpec
+from engine.spec import Augment, EarlyStopping, Regularization, SessionSpec, Training
 from engine.stack import with_loss
 
-from .forms import ModelForm, blocked, spin_for
+from .forms import ModelForm, blocked, spin_for, tooltip
 
 SCHEDULES = {
     "constant": "Constant", "step": "Step decay", "exponential": "Exponential decay", "cosine": "Cosine",
     "warmup_cosine": "Warm-up + cosine",
 }
 LOSSES = {"mse": "Mean squared error", "cross_entropy": "Cross-entropy", "bce": "Binary cross-entropy"}
+# Row labels for schedule fields whose names read badly as labels (the form writes "warmup epochs" otherwise).
+SCHEDULE_LABELS = {"warmup_epochs": "warm-up epochs", "total_epochs": "total epochs", "min_factor": "min lr factor",
+                   "every_epochs": "every (epochs)", "gamma": "factor γ"}
 _schedule = TypeAdapter(ScheduleSpec)
 
 
@@ -110,6 +114,13 @@ class TrainingPanel(QWidget):
         self.beta_warmup.setSuffix(" epochs")
         self.beta_warmup.setToolTip("KL annealing: β rises linearly from 0 over this many epochs (0: full β "
                                     "from the start), so the decoder learns before the codes are squeezed")
+        self.teacher = QSpinBox()
+        self.teacher.setRange(0, 100)
+        self.teacher.setSingleStep(5)
+        self.teacher.setSuffix(" %")
+        self.teacher.setKeyboardTracking(False)
+        self.teacher.setToolTip(tooltip(Training.model_fields["teacher_forcing"], "teacher_forcing")
+                                + ". 100 %: always the true token. Changing it restarts training (same seed)")
         for combo in (self.optimizer, self.schedule, self.loss):  # fit a narrow dock instead of clipping
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(10)
@@ -127,6 +138,9 @@ class TrainingPanel(QWidget):
         form.addRow(self.refused)
         form.addRow(heading("Loss and regularization"))
         form.addRow("loss", self.loss)
+        # Encoder–decoders only (a decoder_input block): how often the decoder reads the true previous token. Under
+        # the loss, without a heading of its own, so that it shows in the default window's Training dock.
+        form.addRow("teacher forcing", self.teacher)
         form.addRow("L1, L2 rate", row_of(self.l1, self.l2))
         form.addRow("weight decay", self.wd)
         form.addRow(self.clip_on, self.clip)
@@ -163,6 +177,7 @@ class TrainingPanel(QWidget):
         self.patience.valueChanged.connect(self._on_early)
         self.beta.valueChanged.connect(lambda v: self._regularize(beta=v))
         self.beta_warmup.valueChanged.connect(lambda v: self._regularize(beta_warmup=v))
+        self.teacher.valueChanged.connect(self._on_teacher)
 
     @property
     def opt_boxes(self) -> dict[str, QWidget]:
@@ -175,7 +190,7 @@ class TrainingPanel(QWidget):
 
     def _controls(self) -> list[QWidget]:
         return [self.optimizer, self.schedule, self.loss, self.l1, self.l2, self.wd, self.clip, self.clip_on,
-                self.early_on, self.patience, self.restore, self.beta, self.beta_warmup]
+                self.early_on, self.patience, self.restore, self.beta, self.beta_warmup, self.teacher]
 
     def set_spec(self, spec: SessionSpec) -> None:
         """Show a spec's settings without emitting edits."""
@@ -194,6 +209,7 @@ class TrainingPanel(QWidget):
             self.early_on.setChecked(reg.early_stopping is not None)
             self.beta.setValue(reg.beta)
             self.beta_warmup.setValue(reg.beta_warmup)
+            self.teacher.setValue(round(spec.training.teacher_forcing * 100))
             if reg.early_stopping is not None:
                 self._early = reg.early_stopping
                 self.patience.setValue(reg.early_stopping.patience)
@@ -203,6 +219,7 @@ class TrainingPanel(QWidget):
         self.restore.setEnabled(reg.early_stopping is not None)
         self.opt_fields.show(spec.optimizer)
         self.sched_fields.show(spec.schedule)
+        self._label_schedule()
         images = family_of(spec.dataset).kind == "images"
         reconstruction = spec.dataset.task == "reconstruction"
         self.aug_heading.setText("Augmentation and denoising" if reconstruction else "Augmentation (training images)")
@@ -210,6 +227,8 @@ class TrainingPanel(QWidget):
         self.vae_heading.setVisible(vae)
         for w in self.vae_rows:
             self.layout().setRowVisible(w, vae)
+        decoder = any(n.op == "decoder_input" for n in spec.model.nodes)
+        self.layout().setRowVisible(self.teacher, decoder)
         cross_entropy = self.loss.model().item(self.loss.findData("cross_entropy"))  # no classes to score
         cross_entropy.setEnabled(not reconstruction)
         self.aug_heading.setVisible(images)
@@ -240,7 +259,16 @@ class TrainingPanel(QWidget):
     def _on_schedule_kind(self) -> None:
         if self.spec is not None:
             self.sched_fields.show(_schedule.validate_python({"kind": self.schedule.currentData()}))
+            self._label_schedule()
             self._on_schedule()
+
+    def _label_schedule(self) -> None:
+        """Readable labels for the schedule's rows (the form names them after the fields)."""
+        form = self.layout()
+        for name, widget in self.sched_boxes.items():
+            label = form.labelForField(widget)
+            if isinstance(label, QLabel) and name in SCHEDULE_LABELS:
+                label.setText(SCHEDULE_LABELS[name])
 
     @Slot()
     def _on_optimizer(self) -> None:
@@ -300,6 +328,13 @@ class TrainingPanel(QWidget):
         early = self._early.model_copy(update={"patience": self.patience.value(),
                                                "restore_best": self.restore.isChecked()})
         self._regularize(early_stopping=early if on else None)
+
+    @Slot(int)
+    def _on_teacher(self, value: int) -> None:
+        """A training setting, not a live one (``engine.Configure`` takes optimizer, schedule and regularization):
+        the controller restarts the run with it, from the same seed."""
+        if self.spec is not None:
+            self._emit(training=self.spec.training.model_copy(update={"teacher_forcing": value / 100}))
 
     @Slot()
     def _on_loss(self) -> None:

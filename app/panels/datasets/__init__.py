@@ -2,7 +2,7 @@
 none is edited by `SchemaEditor`, generated from its spec model."""
 from __future__ import annotations
 
-from . import images, toy2d  # noqa: F401  (each registers its family's editor)
+from . import images, sequences, toy2d  # noqa: F401  (each registers its family's editor)
 from .base import EDITORS, FamilyEditor, SchemaEditor, editor_for, qimage, register_editor
 
 __all__ = ["EDITORS", "FamilyEditor", "SchemaEditor", "editor_for", "qimage", "register_editor"]
