@@ -50,7 +50,7 @@ class RunInfo:
 
     run_id: int
     steps_per_epoch: int
-    task: str  # classification | regression
+    task: str  # classification | regression | reconstruction | sequence (a class per token)
     output_activation: str
     dataset: DatasetSpec  # the run's dataset spec
     data: Dataset  # its arrays (points to draw), shared read-only with the trainer

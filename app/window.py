@@ -158,6 +158,7 @@ class MainWindow(QMainWindow):
         self.network.features_edited.connect(self._on_features_edited)
         self._on_spec()
         self._on_state()
+        self.layout().activate()  # lay out the docks as they now are (views that do not apply put away)
         self.resize(1560, 940)
         self.resizeDocks([self.docks["Data"], self.docks["Output"]], [350, 470], Qt.Orientation.Horizontal)
         self.resizeDocks([self.docks["Output"], self.docks["Curves"]], [430, 430], Qt.Orientation.Vertical)

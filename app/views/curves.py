@@ -139,7 +139,7 @@ class CurvesView(LiveView):
             self._folded_drawn = (len(h.step_loss.folded), log)
             fx, fy = h.step_loss.folded_xy()
             self.folded_curve.setData((fx + 1) / spe, log10(fy) if log else fy)
-        classify = self.controller.run_info.task == "classification"
+        classify = self.controller.run_info.task in ("classification", "sequence")  # sequence: per token
         self.acc_plot.setVisible(classify)
         per_epoch = math.ceil(self._xmax / columns)
         val = self.controller.run_info.has_validation

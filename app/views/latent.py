@@ -1,7 +1,8 @@
 """Latent: a layer's activations for many samples as points coloured by label. A 2-D layer is drawn as it is, a
 wider one on its two principal axes (PCA, again at every probe round), or by t-SNE on demand (computed off the
 GUI thread, with progress and cancel, and kept until rerun). Hover a point to see its input; an autoencoder
-decodes the point you click, and a drag decodes the line between two points into a strip."""
+decodes the point you click, and a drag decodes the line between two points into a strip. An ``embedding``
+block is drawn as its token table instead (latent_tokens.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,9 +12,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsItem,
     QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
     QSlider,
     QWidget,
 )
@@ -25,6 +23,7 @@ from engine.projection import Projection
 from ..controller import Controller, RunInfo
 from .base import LiveView, control_row
 from .latent_parts import (
+    Controls,
     DecodeAsk,
     PlaneMouse,
     Shown,
@@ -39,52 +38,28 @@ from .latent_parts import (
     point_brushes,
     qimage,
     sample_input,
+    widen,
 )
+from .latent_tokens import HINT, TokenMap, fill_layers
 from .plotting import PlotWidget, cached_curve, prepare_plot
 
 STRIP = 10  # pictures decoded along a drag
 MARK = (20, 20, 20)
 
 
-def widen(codes: np.ndarray) -> np.ndarray:
-    """Codes of one or two values as plane positions (one value: on the x axis)."""
-    return np.pad(codes, ((0, 0), (0, 2 - codes.shape[1]))) if codes.shape[1] < 2 else codes
-
-
 class LatentView(LiveView):
     """A ScatterPlotItem of a layer's activations (positions moved in place, brushes built once per label set),
     a side panel for the legend, the input pointed at and the picture decoded, and a strip for a drag."""
 
-    probes = frozenset({"embedding", "decode"})  # decode applies to autoencoders only (`LiveView.ready`)
+    # decode applies to autoencoders only (`LiveView.ready`), tokens to networks with an embedding block
+    probes = frozenset({"embedding", "decode", "tokens"})
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
         self.setMinimumSize(320, 240)
-        self.layer = QComboBox()
-        self.layer.setToolTip("The block whose activations are drawn (default: the bottleneck, a VAE's means)")
-        self.layer.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.split = QComboBox()
-        self.split.setToolTip("Which samples: the held-out test set or the training set (at most 10,000)")
-        for title, key in (("test", "test"), ("train", "train")):
-            self.split.addItem(title, key)
-        self.projection = QComboBox()
-        self.projection.setToolTip("PCA: the two principal axes, again at every refresh (a 2-D layer is drawn as "
-                                   "it is). t-SNE: neighbours kept together, computed on demand and kept until rerun")
-        self.projection.addItem("PCA (live)", "pca")
-        self.projection.addItem("t-SNE (on demand)", "tsne")
-        self.run_tsne = QPushButton("Run t-SNE")
-        self.run_tsne.setToolTip("Compute a t-SNE map of the points shown now (in the background; training goes on)")
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.progress.setFormat("t-SNE %p %")
-        self.progress.setFixedWidth(130)
-        self.cancel = QPushButton("Cancel")
-        self.cancel.setToolTip("Stop the t-SNE that is running")
-        self.caption = QLabel()
-        self.caption.setWordWrap(True)
-        self.hint = QLabel()
-        self.hint.setStyleSheet("color: #555")
-        self.hint.setWordWrap(True)
+        c = Controls()
+        self.layer, self.split, self.projection, self.run_tsne = c.layer, c.split, c.projection, c.run_tsne
+        self.progress, self.cancel, self.caption, self.hint = c.progress, c.cancel, c.caption, c.hint
 
         self.plot = PlotWidget(background="w")
         item = self.plot.getPlotItem()
@@ -101,15 +76,19 @@ class LatentView(LiveView):
         self.ring.setZValue(5)
         self.marks.setZValue(6)
         self.mouse = PlaneMouse(self.plot)
+        self.tokens = TokenMap(self.plot)
 
-        side = SidePanel()
+        side = SidePanel(self.tokens.panel)
         self.legend, self.pointed, self.decoded = side.legend, side.pointed, side.decoded
         middle = QHBoxLayout()
         middle.addWidget(self.plot, 1)
         middle.addWidget(side)
         self.strip = Strip()
-        self.column(control_row("layer", self.layer, "split", self.split, "projection", self.projection,
-                                self.run_tsne),
+        self.settings = QWidget()  # what only sample points have (hidden while a token table shows)
+        self.settings.setLayout(control_row("split", self.split, "projection", self.projection, self.run_tsne,
+                                            stretch=False))
+        self.settings.layout().setContentsMargins(0, 0, 0, 0)
+        self.column(control_row("layer", self.layer, self.settings),
                     control_row((self.caption, 1), self.progress, self.cancel, stretch=False),
                     (middle, 1), self.strip, self.hint)
 
@@ -162,7 +141,7 @@ class LatentView(LiveView):
         self.strip.show_images([], "Drag across the plane to decode the line between two points.")
 
     def choices(self) -> dict[str, QComboBox | QSlider]:
-        return {"layer": self.layer, "split": self.split, "projection": self.projection}
+        return {"layer": self.layer, "split": self.split, "projection": self.projection, "nearest": self.tokens.combo}
 
     def decodes(self) -> bool:
         run = self.controller.run_info
@@ -172,48 +151,64 @@ class LatentView(LiveView):
         self.runner.cancel()
         self._show_progress(False)
         self._reset()
-        keep = self.layer.currentData()
-        self.layer.blockSignals(True)
-        self.layer.clear()
-        self.layer.addItem("bottleneck", None)
         layers = hidden_layers(run)
         self.caption.setText("" if layers else "This network has no block between input and output to draw.")
-        for name in layers:
-            width = int(np.prod(run.nodes[name].shape))
-            self.layer.addItem(f"{name} ({width} wide)", name)
-        self.layer.setCurrentIndex(max(self.layer.findData(keep), 0))
-        self.layer.blockSignals(False)
-        decodes = self.decodes()
-        self.decoded.setVisible(decodes)
-        self.strip.setVisible(decodes)
+        fill_layers(self.layer, run, layers)
+        self._switch(None)  # the sample points (and an autoencoder's decoded pictures) until a table is asked
         if self.controller.probe_requests.get("decode") not in (None, ProbeRequest()):
             self.controller.ask_probe("decode", ProbeRequest())  # a code asked of the last network
         self._ask()
 
     @Slot()
     def _ask(self) -> None:
-        """Ask the embedding probe for the chosen layer and split; a t-SNE of other points is of no use now."""
+        """Ask the embedding probe for the chosen layer and split; a t-SNE of other points is of no use now. An
+        embedding block's table comes from the tokens probe (the embedding probe then reads one sample only)."""
         if self.job is not None:
             self._on_cancel()
-        self.controller.ask_probe("embedding", ProbeRequest(layer=self.layer.currentData(),
-                                                            split=self.split.currentData()))
+        layer, run = self.layer.currentData(), self.controller.run_info
+        table = layer if layer is not None and run.nodes[layer].op == "embedding" and "tokens" in run.probes else None
+        if table is not None:
+            self.controller.ask_probe("tokens", ProbeRequest(layer=table))
+        if table != self.tokens.node:
+            self._switch(table)
+        self.controller.ask_probe("embedding", ProbeRequest(layer=layer, split=self.split.currentData(),
+                                                            samples=(0, 1) if table else None))
+
+    def _switch(self, table: str | None) -> None:
+        """Between a layer's sample points and an embedding block's token table (None)."""
+        self.tokens.show(table, self.controller.run_info)
+        for part in (self.scatter, self.ring, self.marks, self.segment, self.legend, self.pointed):
+            part.setVisible(table is None)
+        self.settings.setVisible(table is None)
+        self.decoded.setVisible(table is None and self.decodes())
+        self.strip.setVisible(table is None and self.decodes())
+        self._range, self._placed, self._axes, self.xy, self._hover = None, (), ("", ""), np.zeros((0, 2)), None
 
     # --- drawing ------------------------------------------------------------------------------------
 
     def draw(self, snap: Snapshot | None) -> None:
         assert snap is not None and self.run is not None
+        if self.tokens.active:
+            if self.tokens.draw(snap.probes["tokens"].arrays):
+                self._fit_range(self.tokens.extent())
+                self.mode = "pca"
+                self._name_axes("")
+            self.caption.setText(self.tokens.caption(snap.step))
+            self.hint.setText(HINT)
+            return
         emb = snap.probes["embedding"]
         a = emb.arrays
         layer, split = str(a["layer"][0]), self.split.currentData()
         wanted = self.layer.currentData()
         y = self.run.data.y_test if split == "test" else self.run.data.y_train
+        y = y[:, 0] if y.ndim == 2 else y  # a per-token task's points: coloured by their answer's first token
         rows = a["rows"]
         if (wanted is not None and wanted != layer) or len(rows) == 0 or int(rows.max()) >= len(y) \
                 or not np.array_equal(y[rows], a["labels"]):
             return  # the answer to an earlier request (another layer or split): the new one comes next
         if wanted is None and self.bottleneck != layer:
             self.bottleneck = layer
-            self.layer.setItemText(0, f"bottleneck: {layer}")
+            self.layer.setItemText(self.layer.findData(None), f"bottleneck: {layer}")
         if emb.serial != self._serial:
             self._serial = emb.serial
             finite = np.isfinite(a["points"]).all(axis=1)
@@ -362,7 +357,10 @@ class LatentView(LiveView):
 
     @Slot(QPointF)
     def _on_click(self, at: QPointF) -> None:
-        self.decode("click", np.array([[at.x(), at.y()]]))
+        if self.tokens.active:
+            self.tokens.pick(self.mouse.nearest(self.tokens.xy, at))
+        else:
+            self.decode("click", np.array([[at.x(), at.y()]]))
 
     @Slot(QPointF, QPointF)
     def _on_dragging(self, a: QPointF, b: QPointF) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.datasets import Dataset
 from engine.probes import ProbeRequest
@@ -45,6 +45,38 @@ def point_brushes(labels: np.ndarray, regression: bool) -> np.ndarray:
     palette = class_palette(int(k.max(initial=0)) + 1)
     brushes = np.array([pg.mkBrush(*c) for c in palette.tolist()], dtype=object)
     return brushes[k]
+
+
+class Controls:
+    """The Latent view's settings (layer, split, projection, t-SNE), its caption and its hint, made here."""
+
+    def __init__(self) -> None:
+        self.layer = QComboBox()
+        self.layer.setToolTip("The block whose activations are drawn (default: the bottleneck, a VAE's means; a "
+                              "sequence set's embedding block: its token table, one point per token)")
+        self.layer.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.split = QComboBox()
+        self.split.setToolTip("Which samples: the held-out test set or the training set (at most 10,000)")
+        for title, key in (("test", "test"), ("train", "train")):
+            self.split.addItem(title, key)
+        self.projection = QComboBox()
+        self.projection.setToolTip("PCA: the two principal axes, again at every refresh (a 2-D layer is drawn as "
+                                   "it is). t-SNE: neighbours kept together, computed on demand and kept until rerun")
+        self.projection.addItem("PCA (live)", "pca")
+        self.projection.addItem("t-SNE (on demand)", "tsne")
+        self.run_tsne = QPushButton("Run t-SNE")
+        self.run_tsne.setToolTip("Compute a t-SNE map of the points shown now (in the background; training goes on)")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setFormat("t-SNE %p %")
+        self.progress.setFixedWidth(130)
+        self.cancel = QPushButton("Cancel")
+        self.cancel.setToolTip("Stop the t-SNE that is running")
+        self.caption = QLabel()
+        self.caption.setWordWrap(True)
+        self.hint = QLabel()
+        self.hint.setStyleSheet("color: #555")
+        self.hint.setWordWrap(True)
 
 
 def move_points(item: pg.ScatterPlotItem, xy: np.ndarray) -> None:
@@ -125,6 +157,11 @@ class Shown:
     layer: str
     split: str
     step: int
+
+
+def widen(codes: np.ndarray) -> np.ndarray:
+    """Codes of one or two values as plane positions (one value: on the x axis)."""
+    return np.pad(codes, ((0, 0), (0, 2 - codes.shape[1]))) if codes.shape[1] < 2 else codes
 
 
 def hidden_layers(run: RunInfo) -> list[str]:
@@ -208,9 +245,10 @@ class Picture(QWidget):
 
 
 class SidePanel(QWidget):
-    """The column beside the plot: the legend, the input pointed at and the picture decoded."""
+    """The column beside the plot: the legend, the input pointed at and the picture decoded (and ``extra``: a
+    token table's nearest tokens)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *extra: QWidget) -> None:
         super().__init__()
         self.setFixedWidth(170)
         self.legend = QLabel()
@@ -220,7 +258,7 @@ class SidePanel(QWidget):
         self.decoded = Picture("decoded")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 0, 0, 0)
-        for part in (self.legend, self.pointed, self.decoded):
+        for part in (self.legend, *extra, self.pointed, self.decoded):
             layout.addWidget(part)
         layout.addStretch(1)
 

@@ -11,6 +11,7 @@ from engine import SessionSpec
 from engine.datasets import family_of
 
 from .adversarial import AdversarialView
+from .attention import AttentionView, has_attention
 from .base import LiveView
 from .confusion import ConfusionView
 from .curves import CurvesView
@@ -22,9 +23,12 @@ from .loss_split import LossSplitView
 from .manifold import ManifoldView
 from .network import NetworkView
 from .output import OutputView
+from .positional import PositionalView, has_positional
 from .reconstructions import ReconstructionsView
 from .saliency import SaliencyView
 from .samples import SamplesView
+from .sequence_curves import SequenceCurvesView
+from .sequence_predictions import SequencePredictionsView, is_sequence_set
 
 Area = Qt.DockWidgetArea
 
@@ -97,7 +101,8 @@ VIEWS: tuple[ViewEntry, ...] = (
               "Draw a picture for the network to classify, with its saliency", "Drawing view", is_image_classifier),
     ViewEntry("latent", "Latent", LatentView, None,
               "Any layer's activations as points coloured by label (PCA live, t-SNE on demand); an autoencoder "
-              "decodes where you click", "Latent view"),
+              "decodes where you click; a sequence network's embedding shows its token table with each token's "
+              "nearest tokens", "Latent view"),
     ViewEntry("reconstructions", "Reconstructions", ReconstructionsView, Area.RightDockWidgetArea,
               "Test pictures above what the autoencoder gives back, optionally through added noise",
               "Reconstructions view", is_autoencoder, tab_with="saliency"),
@@ -107,4 +112,16 @@ VIEWS: tuple[ViewEntry, ...] = (
     ViewEntry("loss_split", "Loss split", LossSplitView, Area.RightDockWidgetArea,
               "The loss's reconstruction and KL parts per epoch", "Loss split curves", has_loss_parts,
               tab_with="curves"),
+    ViewEntry("sequence_predictions", "Predictions", SequencePredictionsView, None,
+              "Examples of the test or longer held-out set: input, target and the network's answer, right tokens "
+              "green, wrong red", "Sequence predictions view", is_sequence_set),
+    ViewEntry("sequence_curves", "Sequence accuracy", SequenceCurvesView, Area.RightDockWidgetArea,
+              "Token and exact-sequence accuracy per epoch on the test set and the longer held-out set",
+              "Sequence accuracy curves", is_sequence_set, tab_with="curves"),
+    ViewEntry("attention", "Attention", AttentionView, None,
+              "One example's attention maps per layer and head (click one to enlarge it); a vision transformer's "
+              "class-token attention laid over the picture", "Attention maps", has_attention),
+    ViewEntry("positional", "Positional", PositionalView, Area.RightDockWidgetArea,
+              "The positional encoding's table, position × dimension: fixed sinusoids or learned vectors",
+              "Positional encoding", has_positional, tab_with="curves"),
 )

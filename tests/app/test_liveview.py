@@ -119,7 +119,7 @@ def test_the_window_is_built_from_the_views_table(open_window):
         else:
             assert w.docks[entry.title].widget() is view and w.dockWidgetArea(w.docks[entry.title]) == entry.area
     assert [w.tabs.tabText(i) for i in range(w.tabs.count())] == ["Network", "Samples", "Draw", "Latent",
-                                                                   "Graph editor"]
+                                                                   "Predictions", "Attention", "Graph editor"]
     assert [w.tabs.tabText(i) for i in range(w.tabs.count()) if w.tabs.isTabVisible(i)] == ["Network", "Latent",
                                                                                          "Graph editor"]
     assert w.tabifiedDockWidgets(w.docks["Curves"]) == [w.docks["Health"]]  # Confusion is put away here

@@ -19,7 +19,7 @@ def wait_epochs(qtbot, window, n: int, timeout: int = 30_000) -> None:
 
 
 @pytest.mark.parametrize("preset", preset_names())
-def test_each_preset_opens_and_shows_its_starting_model(open_window, preset):
+def test_each_preset_opens_and_shows_its_starting_model(open_window, qtbot, preset):
     w = open_window(preset)
     c = w.controller
     assert preset in w.windowTitle()
@@ -31,6 +31,13 @@ def test_each_preset_opens_and_shows_its_starting_model(open_window, preset):
     elif c.trainer.spec.dataset.task == "reconstruction":  # autoencoders: their views, not the classifier's
         assert not w.docks["Reconstructions"].isHidden() and w.docks["Saliency"].isHidden()
         assert not w.deck.tabs.isTabVisible(w.deck.tabs.indexOf(w.views["samples"]))
+    elif c.trainer.spec.dataset.kind == "sequences":  # sequences: the predictions tab shows examples' answers
+        view = w.views["sequence_predictions"]
+        assert w.deck.tabs.isTabVisible(w.deck.tabs.indexOf(view))
+        assert not w.deck.tabs.isTabVisible(w.deck.tabs.indexOf(w.views["samples"]))
+        w.deck.tabs.setCurrentWidget(view)
+        qtbot.waitUntil(lambda: view.rows.a is not None, timeout=10_000)
+        assert len(view.rows.a["inputs"]) > 0
     else:  # images: the samples tab shows the test images with the untrained network's guesses
         w.deck.tabs.setCurrentWidget(w.views["samples"])
         assert len(w.views["samples"].grid.rows) > 0
