@@ -165,6 +165,8 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Data"], self.docks["Training"]], [500, 360], Qt.Orientation.Vertical)
         if not self.docks["Saliency"].isHidden():  # image sets: saliency where the output plane would be
             self.resizeDocks([self.docks["Saliency"], self.docks["Curves"]], [480, 380], Qt.Orientation.Vertical)
+        elif not self.docks["Recurrent"].isHidden():  # recurrent networks: their internals need the height
+            self.resizeDocks([self.docks["Curves"], self.docks["Recurrent"]], [330, 560], Qt.Orientation.Vertical)
         elif not self.docks["Reconstructions"].isHidden():  # autoencoders: their pictures there instead
             self.resizeDocks([self.docks["Reconstructions"], self.docks["Curves"]], [480, 380],
                              Qt.Orientation.Vertical)

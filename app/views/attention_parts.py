@@ -272,6 +272,7 @@ class BigMap(GraphicsLayoutWidget):
         self.picture.setVisible(mode == "picture")
         self.overlay.setVisible(mode == "picture")
         h, w = size
+        self.plot.setAspectLocked(mode == "picture")  # square pixels: a circle stays round
         self.plot.setRange(xRange=(0, w), yRange=(0, h), padding=0.01 if mode == "picture" else 0)
 
     def show_matrix(self, w: np.ndarray, rows: tuple[str, ...], cols: tuple[str, ...], row_name: str,

@@ -25,6 +25,7 @@ from .network import NetworkView
 from .output import OutputView
 from .positional import PositionalView, has_positional
 from .reconstructions import ReconstructionsView
+from .recurrent import RecurrentView, has_recurrent
 from .saliency import SaliencyView
 from .samples import SamplesView
 from .sequence_curves import SequenceCurvesView
@@ -118,6 +119,9 @@ VIEWS: tuple[ViewEntry, ...] = (
     ViewEntry("sequence_curves", "Sequence accuracy", SequenceCurvesView, Area.RightDockWidgetArea,
               "Token and exact-sequence accuracy per epoch on the test set and the longer held-out set",
               "Sequence accuracy curves", is_sequence_set, tab_with="curves"),
+    ViewEntry("recurrent", "Recurrent", RecurrentView, Area.RightDockWidgetArea,
+              "Inside an RNN, LSTM or GRU block: one example's hidden-state path and gates over time, and how far "
+              "the loss's gradient reaches back", "Recurrent view", has_recurrent),
     ViewEntry("attention", "Attention", AttentionView, None,
               "One example's attention maps per layer and head (click one to enlarge it); a vision transformer's "
               "class-token attention laid over the picture", "Attention maps", has_attention),
