@@ -50,10 +50,15 @@ TFP = {"tfp-circle": 59.0, "spiral 8x6": 13.0}  # TensorFlow Playground in Chrom
 
 
 def app_cases() -> dict[str, SessionSpec]:
-    """The engine bench's cases and the autoencoders, whose latent views (issue 14) must keep ≥ 0.85."""
+    """The engine bench's cases, the autoencoders, whose latent views (issue 14) must keep ≥ 0.85, and the
+    sequence networks, whose attention, predictions and recurrent views (issue 15) must too."""
     from engine.presets import load_preset
 
-    return cases() | {name: load_preset(name) for name in ("digits-vae-2d", "digits-vae-8d")}
+    return cases() | {name: load_preset(name) for name in (
+        "digits-vae-2d", "digits-vae-8d", "reverse-seq2seq-attention", "count-zeros-lstm", "shapes-vit")}
+
+
+CENTRAL: str | None = None  # the central tab shown (--tab); None: the first that applies
 
 
 def tfp_times(rate: float, name: str) -> str:
@@ -134,6 +139,7 @@ def with_history(spec: SessionSpec, steps: int) -> Checkpoint | None:
     c = tr.checkpoint()
     spe = tr.steps_per_epoch
     epochs = steps // spe
+    steps = epochs * spe  # whole epochs: the file's step count must match its history
     rng = np.random.default_rng(0)
     decay = np.exp(-np.arange(steps) / (steps / 4))
     step_loss = 0.05 + 0.3 * decay * (1 + 0.3 * rng.standard_normal(steps))
@@ -142,7 +148,9 @@ def with_history(spec: SessionSpec, steps: int) -> Checkpoint | None:
                "epoch_test_loss": 0.06 + 0.3 * decay[e], "epoch_train_accuracy": 1 - decay[e] / 2,
                "epoch_test_accuracy": 1 - decay[e] / 2, "epoch_val_loss": 0.055 + 0.3 * decay[e],
                "epoch_val_accuracy": 1 - decay[e] / 2, "epoch_recon_loss": 0.05 + 0.3 * decay[e],
-               "epoch_kl": 0.01 + 0.1 * decay[e]}
+               "epoch_kl": 0.01 + 0.1 * decay[e], "epoch_test_sequence_accuracy": 1 - decay[e],
+               "epoch_long_loss": 2 + 0.3 * decay[e], "epoch_long_accuracy": 0.2 - 0.1 * decay[e],
+               "epoch_long_sequence_accuracy": 0.01 * (1 - decay[e])}
     assert set(history) == {"step_loss", *EPOCH_KEYS}
     trainer = Trainer(spec, probes=False, checkpoint=dataclasses.replace(
         c, step=epochs * spe, epoch=epochs, history=history))  # folds what a long run folds
@@ -168,6 +176,8 @@ def window(spec: SessionSpec, checkpoint: Checkpoint | None, seconds: float, cos
     win = MainWindow(spec, checkpoint)
     win.resize(1600, 1000)
     win.deck.show_all()
+    if CENTRAL is not None and win.tabs.isTabVisible(win.tabs.indexOf(win.views[CENTRAL])):
+        win.tabs.setCurrentWidget(win.views[CENTRAL])
     win.show()
     app = QApplication.instance()
     assert app is not None
@@ -277,9 +287,13 @@ def main() -> None:
                         help="recorded steps preloaded before play (0: a fresh session)")
     parser.add_argument("--problem", choices=list(app_cases()), nargs="*", default=list(cases()))
     parser.add_argument("--no-startup", action="store_true")
+    parser.add_argument("--tab", choices=[e.name for e in VIEWS if e.area is None],
+                        help="the central view shown while playing (default: the first that applies)")
     parser.add_argument("--budget", type=float, default=None,
                         help="the GUI's frame budget, for every data set (default: the app's, lower for images)")
     args = parser.parse_args()
+    global CENTRAL
+    CENTRAL = args.tab
     app = QApplication.instance() or QApplication([])
     configure()
     torch.set_num_threads(1)  # as the app's training thread
