@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine import Snapshot
@@ -17,6 +17,7 @@ from ..history import RunHistory
 from .base import LiveView
 from .plotting import (
     ColumnTrace,
+    EpochHover,
     GraphicsLayoutWidget,
     RunningSpan,
     StableRange,
@@ -83,9 +84,6 @@ class CurvesView(LiveView):
         self.test_acc = ColumnTrace(self.acc_plot, TEST_PEN)
         self.val_curve = ColumnTrace(self.loss_plot, VAL_PEN)
         self.val_acc = ColumnTrace(self.acc_plot, VAL_PEN)
-        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 0, 0, 90)))
-        self.cursor.setVisible(False)
-        self.loss_plot.addItem(self.cursor, ignoreBounds=True)
         self.log_y = QCheckBox("Log scale")
         self.log_y.setToolTip("Show the loss on a logarithmic axis (small losses stay readable)")
         self.log_y.toggled.connect(self._on_log)
@@ -109,7 +107,7 @@ class CurvesView(LiveView):
         layout.addWidget(self.numbers)
         layout.addWidget(self.graphics, 1)
         layout.addLayout(bar)
-        self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
+        self.hover = EpochHover(self.graphics, [self.loss_plot, self.acc_plot], self.readout, self.values_at)
 
     def toggles(self) -> dict[str, QCheckBox]:
         return {"log_y": self.log_y}
@@ -202,16 +200,6 @@ class CurvesView(LiveView):
             text += ", " + ", ".join(f"{names[k]} accuracy {e[f'epoch_{k}_accuracy'].view()[i]:.1%}" for k in sets)
         return text
 
-    @Slot(object)
-    def _on_mouse(self, pos: QPointF) -> None:
-        for plot in (self.loss_plot, self.acc_plot):
-            if plot.isVisible() and plot.sceneBoundingRect().contains(pos):
-                x = plot.vb.mapSceneToView(pos).x()
-                self.cursor.setPos(round(x))
-                self.cursor.setVisible(True)
-                self.readout.setText(self.values_at(x))
-                return
-        self.cursor.setVisible(False)
 
     def export(self, fmt: str, path: Path) -> None:
         if fmt == "png":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 from engine import Snapshot
@@ -19,7 +19,7 @@ from ..export import export_plot_png, export_widget
 from ..history import RunHistory
 from .base import DOCK_MIN_HEIGHT, LiveView
 from .curves import loss_text
-from .plotting import ColumnTrace, GraphicsLayoutWidget, RunningSpan, StableRange, grow, prepare_plot
+from .plotting import ColumnTrace, EpochHover, GraphicsLayoutWidget, RunningSpan, StableRange, grow, prepare_plot
 
 TOTAL_PEN = pg.mkPen((8, 119, 189), width=2)  # the Curves view's training loss: the same series
 RECON_PEN = pg.mkPen((46, 125, 50), width=2)
@@ -54,10 +54,6 @@ class LossSplitView(LiveView):
         self.traces = {key: ColumnTrace(self.kl_plot if key == "epoch_kl" else self.loss_plot, pen)
                        for key, _title, pen in SERIES}
         self.spans = {key: RunningSpan() for key, _title, _pen in SERIES}
-        self.cursors = [pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 0, 0, 90))) for _ in range(2)]
-        for plot, cursor in zip((self.loss_plot, self.kl_plot), self.cursors):
-            cursor.setVisible(False)
-            plot.addItem(cursor, ignoreBounds=True)
         self._xmax: float | None = None
         self._ymax: dict[str, float | None] = {"loss": None, "kl": None}
         self.numbers = QLabel()  # the key: each curve's name in its colour, with its last value
@@ -75,7 +71,7 @@ class LossSplitView(LiveView):
         self.readout = QLabel("Hover over the curves to read an epoch's values")
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.column(self.numbers, self.beta, (self.graphics, 1), self.readout)
-        self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
+        self.hover = EpochHover(self.graphics, [self.loss_plot, self.kl_plot], self.readout, self.values_at)
         controller.spec_changed.connect(self._on_spec)  # β edited while paused: the β line at once
 
     @property
@@ -190,18 +186,6 @@ class LossSplitView(LiveView):
                  if np.isfinite(h.epochs[key].view()[i])]
         return f"epoch {epoch}: " + ", ".join(parts)
 
-    @Slot(object)
-    def _on_mouse(self, pos: QPointF) -> None:
-        for plot in (self.loss_plot, self.kl_plot):
-            if plot.isVisible() and plot.sceneBoundingRect().contains(pos):
-                x = plot.vb.mapSceneToView(pos).x()
-                for cursor in self.cursors:
-                    cursor.setPos(round(x))
-                    cursor.setVisible(True)
-                self.readout.setText(self.values_at(x))
-                return
-        for cursor in self.cursors:
-            cursor.setVisible(False)
 
     def export(self, fmt: str, path: Path) -> None:
         if fmt == "png":

@@ -295,3 +295,32 @@ def peaks_xy(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, np
     with np.errstate(invalid="ignore"):
         lo, hi = np.fmin.reduceat(y, starts), np.fmax.reduceat(y, starts)
     return np.stack([x[starts], x[ends]], axis=1).ravel(), np.stack([lo, hi], axis=1).ravel()
+
+
+class EpochHover:
+    """The epoch under the mouse in a column of plots that share x in epochs (Curves, Loss split, Sequence
+    accuracy): a vertical cursor on each plot, and ``values_at(x)``'s text in ``readout``."""
+
+    def __init__(self, graphics: pg.GraphicsLayoutWidget, plots: list[pg.PlotItem], readout: Any,
+                 values_at: Any) -> None:
+        self.plots, self.readout, self.values_at = plots, readout, values_at
+        self.cursors = []
+        for plot in plots:
+            cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 0, 0, 90)))
+            cursor.setVisible(False)
+            plot.addItem(cursor, ignoreBounds=True)
+            self.cursors.append(cursor)
+        graphics.scene().sigMouseMoved.connect(self.moved)
+
+    def moved(self, pos: Any) -> None:
+        """The mouse at scene position ``pos``: over a plot, its epoch's cursor and values; elsewhere, none."""
+        for plot in self.plots:
+            if plot.isVisible() and plot.sceneBoundingRect().contains(pos):
+                x = plot.vb.mapSceneToView(pos).x()
+                for cursor in self.cursors:
+                    cursor.setPos(round(x))
+                    cursor.setVisible(True)
+                self.readout.setText(self.values_at(x))
+                return
+        for cursor in self.cursors:
+            cursor.setVisible(False)

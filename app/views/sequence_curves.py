@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Slot
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QWidget
 
 from engine import Snapshot
@@ -21,7 +21,7 @@ from ..export import export_plot_png, export_widget
 from ..history import RunHistory
 from .base import DOCK_MIN_HEIGHT, LiveView
 from .curves import TEST_PEN, TRAIN_PEN
-from .plotting import ColumnTrace, GraphicsLayoutWidget, StableRange, grow, prepare_plot
+from .plotting import ColumnTrace, EpochHover, GraphicsLayoutWidget, StableRange, grow, prepare_plot
 
 LONG_COLOUR = (142, 36, 170)
 DASH = Qt.PenStyle.DashLine
@@ -67,9 +67,6 @@ class SequenceCurvesView(LiveView):
         for trace in self.traces.values():
             for item in (trace.body, trace.head):
                 item.setCacheMode(QGraphicsItem.CacheMode.NoCache)
-        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((0, 0, 0, 90)))
-        self.cursor.setVisible(False)
-        self.plot.addItem(self.cursor, ignoreBounds=True)
         self._xmax: float | None = None
         self.numbers = QLabel()  # the legend: each curve's name in its colour and line, with its last value
         self.numbers.setTextFormat(Qt.TextFormat.RichText)
@@ -82,7 +79,7 @@ class SequenceCurvesView(LiveView):
         self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.readout.setMinimumHeight(2 * self.readout.fontMetrics().lineSpacing())  # no jump when it wraps
         self.column(self.numbers, (self.graphics, 1), self.readout)
-        self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
+        self.hover = EpochHover(self.graphics, [self.plot], self.readout, self.values_at)
 
     def frame_key(self, snap: Snapshot | None) -> Hashable:
         """Epochs, not steps: every curve here moves once an epoch."""
@@ -94,7 +91,8 @@ class SequenceCurvesView(LiveView):
         self.range.reset()
         for trace in self.traces.values():
             trace.clear()
-        self.cursor.setVisible(False)
+        for cursor in self.hover.cursors:
+            cursor.setVisible(False)
 
     def name(self, key: str) -> str:
         """A curve's name: a classifier of sequences has one answer per example, not tokens."""
@@ -154,15 +152,6 @@ class SequenceCurvesView(LiveView):
                 parts.append(f"{self.name(key)} {values[i]:.1%}")
         return f"epoch {epoch}: " + ", ".join(parts)
 
-    @Slot(object)
-    def _on_mouse(self, pos: QPointF) -> None:
-        if self.plot.sceneBoundingRect().contains(pos):
-            x = self.plot.vb.mapSceneToView(pos).x()
-            self.cursor.setPos(round(x))
-            self.cursor.setVisible(True)
-            self.readout.setText(self.values_at(x))
-            return
-        self.cursor.setVisible(False)
 
     def export(self, fmt: str, path: Path) -> None:
         if fmt == "png":

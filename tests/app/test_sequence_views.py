@@ -169,14 +169,14 @@ def test_the_curves_hold_the_token_and_exact_sequence_accuracies(open_window, qt
     assert np.isfinite(h.epochs["epoch_long_sequence_accuracy"].view()).all()
     last = h.epochs["epoch_test_sequence_accuracy"].view()[-1]
     assert view.numbers.text().startswith(f"epoch {h.n_epochs}: ") and f"<b>{last:.1%}</b>" in view.numbers.text()
-    view._on_mouse(view.plot.vb.mapViewToScene(QPointF(2.2, 0.5)))
+    view.hover.moved(view.plot.vb.mapViewToScene(QPointF(2.2, 0.5)))
     e = h.epochs
     assert view.readout.text() == (f"epoch 2: train tokens {e['epoch_train_accuracy'].view()[1]:.1%}, test tokens "
                                    f"{e['epoch_test_accuracy'].view()[1]:.1%}, test exact "
                                    f"{e['epoch_test_sequence_accuracy'].view()[1]:.1%}, longer tokens "
                                    f"{e['epoch_long_accuracy'].view()[1]:.1%}, longer exact "
                                    f"{e['epoch_long_sequence_accuracy'].view()[1]:.1%}")
-    assert view.cursor.isVisible() and view.cursor.value() == 2
+    assert view.hover.cursors[0].isVisible() and view.hover.cursors[0].value() == 2
     picture = view.graphics.grab().toImage()
     colours = {picture.pixelColor(x, y).name() for x in range(0, picture.width(), 2)
                for y in range(0, picture.height(), 2)}
