@@ -155,15 +155,16 @@ def _tokens(ctx: ProbeContext, node: str, split: str, row: int, steps: int) -> n
 
 
 def gates(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
-    """For test example ``sample`` (default 0) of ``split`` and the recurrent block ``layer`` (default the
-    first), its first layer re-run step by step from its own weights (a bidirectional block: the forward
-    direction), in eval mode: ``hidden`` (T, H) the state h_t after each step, ``hidden_pca`` (T, 2) those
-    states on their two principal axes (each axis keeps the sign it had the round before) with
-    ``hidden_explained`` (2,) the share of variance along each, ``gates`` (G, T, H) each gate's activations
-    (LSTM: input, forget, cell candidate, output; GRU: reset, update, new; none for a plain RNN: (0, T, H)),
-    ``gate_names`` (G,), ``cell`` (T, H) an LSTM's cell state (absent otherwise), ``tokens`` (T,) the token read
-    at each step, ``node`` (1,) the block, ``kind`` (1,) rnn, lstm or gru, ``nodes`` the recurrent blocks, and
-    ``sample`` (1,) the example."""
+    """For example ``sample`` (default 0) of ``split`` and the recurrent block ``layer`` (default the first), its
+    first layer re-run step by step from its own weights (a bidirectional block: its forward direction), in eval
+    mode: ``hidden`` (T, H) the state h_t after each step; ``hidden_pca`` (T, 2) those states on their two
+    principal axes (each axis keeps the sign it had the round before) and ``hidden_explained`` (2,) the share of
+    variance along each; ``gates`` (G, T, H) each gate's activations (LSTM: input, forget, cell candidate,
+    output; GRU: reset, update, new; a plain RNN has none: (0, T, H)) named by ``gate_names`` (G,); ``cell``
+    (T, H) an LSTM's cell state (absent otherwise); ``tokens`` (T,) the token read at each step; ``target`` and
+    ``predicted`` the example's answer and the network's, as class ids ((1,) for a classification, (T,) per
+    token; softmax heads only); ``node`` (1,) the block, ``kind`` (1,) rnn, lstm or gru, ``nodes`` every
+    recurrent block and ``sample`` (1,) the example."""
     node = _node(ctx, request)
     kind = ctx.model.info.nodes[node].op
     split = request.split
@@ -186,6 +187,11 @@ def gates(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.ndarray]:
                      if names else np.zeros((0, steps, width), np.float32))}
     if kind == "lstm":
         out["cell"] = own(torch.cat(run["cell"]))
+    if ctx.head.activation == "softmax" and ctx.head.task in ("classification", "sequence"):
+        y = getattr(ctx.data, f"y_{split}")
+        out["target"] = np.atleast_1d(np.asarray(y[row], dtype=np.int64)).copy()
+        answer = values[ctx.model.info.output_id][0].argmax(-1)
+        out["predicted"] = np.atleast_1d(answer.cpu().numpy()).astype(np.int64)
     finite = np.isfinite(hidden).all()
     if finite and steps >= 2:
         proj = stable_pca(ctx, f"recurrent pca {node}", hidden)
@@ -219,7 +225,8 @@ def step_grad_norms(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.nd
     hs: list[torch.Tensor] = []
 
     def replaced(inp: torch.Tensor) -> torch.Tensor:
-        out, first = unroll(kind, ctx.model.layers[node], inp.detach())  # nothing before the block is asked about
+        # nothing before the block is asked about; a frozen block's states still depend on something to differentiate
+        out, first = unroll(kind, ctx.model.layers[node], inp.detach().requires_grad_())
         hs.extend(first)
         return out
 
@@ -235,7 +242,7 @@ def step_grad_norms(ctx: ProbeContext, request: ProbeRequest) -> dict[str, np.nd
 
 
 register(Probe("gates", "one example through an RNN, LSTM or GRU block step by step: hidden states, their path "
-                        "on a plane, the gates' activations and an LSTM's cell state (--sample, --layer)",
+                        "on a plane, the gates' activations and an LSTM's cell state",
                _applies, gates, takes=frozenset({"sample", "layer", "split"})))
 register(Probe("step_grad_norms", "per time step, the norm of the loss's gradient by the recurrent block's hidden "
                                   "state, averaged over 64 examples (vanishing gradients)",

@@ -76,7 +76,10 @@ def test_gates_report_the_cells_own_states_and_gates(kind):
     a = run_probe(ctx, "gates", tr.step, ProbeRequest(sample=3)).arrays
     x = torch.from_numpy(tr.data.x_test[3:4])
     with torch.no_grad():
-        own_out = tr.model.forward_all(x)["rec"][0].numpy()  # torch's fused kernel: (T, H)
+        values = tr.model.forward_all(x)
+    own_out = values["rec"][0].numpy()  # torch's fused kernel: (T, H)
+    assert a["target"].tolist() == [tr.data.y_test[3]]
+    assert a["predicted"].tolist() == [int(values["output"][0].argmax())]
     np.testing.assert_allclose(a["hidden"], own_out, rtol=1e-5, atol=1e-6)
     t, h = a["hidden"].shape
     assert (t, h) == (12, 16) and a["node"].tolist() == ["rec"] and a["kind"].tolist() == [kind]
@@ -143,6 +146,7 @@ def test_an_encoder_decoders_decoder_reads_its_shifted_target():
     names = tr.data.meta["tokens"]
     y = tr.data.y_test[2]
     assert a["tokens"].tolist() == ["▶", *(names[int(k)] for k in y[:-1])]
+    assert a["target"].tolist() == y.tolist() and a["predicted"].shape == (8,)  # one answer per token
     b = run_probe(tr.prober.ctx, "gates", 0, ProbeRequest(layer="encoder", sample=2)).arrays
     assert b["tokens"].tolist() == [names[int(k)] for k in tr.data.x_test[2]]
     norms = run_probe(tr.prober.ctx, "step_grad_norms", 0, ProbeRequest(layer="decoder")).arrays["norms"]
@@ -170,6 +174,16 @@ def test_the_last_steps_gradient_is_the_gradient_by_the_blocks_output_and_nothin
     (grad,) = torch.autograd.grad(loss, out)
     assert norms[-1] == pytest.approx(float(grad.norm(dim=1).mean()), rel=1e-4)
     assert all(p.grad is None for p in tr.params)
+
+
+def test_a_frozen_block_still_shows_how_far_its_gradient_reaches():
+    spec = classifier("gru")
+    spec["model"]["nodes"][1]["frozen"] = True
+    spec["model"]["nodes"][2]["frozen"] = True
+    tr = trained(spec, steps=5)
+    assert not any(p.requires_grad for p in tr.model.layers["rec"].parameters())
+    norms = run_probe(tr.prober.ctx, "step_grad_norms", tr.step).arrays["norms"]
+    assert norms.shape == (12,) and (norms > 0).all() and norms[-1] > norms[0]
 
 
 def test_the_cli_writes_the_gates_of_one_example(tmp_path):
