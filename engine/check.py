@@ -106,21 +106,62 @@ def check_spec(spec: SessionSpec) -> GraphInfo:
     if out.shape != head.output_shape:
         feeder = info.nodes[out.inputs[0]]
         steps = " at every step" if head.task == "sequence" else ""
-        raise GraphError(
-            f"model.nodes[{out.index}]",
-            f"{out.id} expects {fmt_shape(head.output_shape)} but gets {fmt_shape(out.shape)}: "
-            f"give {feeder.id} {units} unit{'s' if units > 1 else ''}{steps}",
-        )
+        fix = f"give {feeder.id} {units} unit{'s' if units > 1 else ''}{steps}"
+        if len(out.shape) == 2 and out.shape[-1] == units and head.task != "sequence":  # steps never pooled
+            fix = (f"{feeder.id} answers at each of the {out.shape[0]} steps; insert a readout (or a recurrent "
+                   f"block with output last) before it")
+        raise GraphError(f"model.nodes[{out.index}]",
+                         f"{out.id} expects {fmt_shape(head.output_shape)} but gets {fmt_shape(out.shape)}: {fix}")
+    check_tokens(spec, info)
     check_decoder(spec, info)
     return info
 
 
+def check_tokens(spec: SessionSpec, info: GraphInfo) -> None:
+    """Every embedding that reads a sequence set's tokens has a row for each of its ids (the start token ▶,
+    the last, included): a smaller table would fail at the first step."""
+    vocab = getattr(spec.dataset, "vocab", None)
+    if vocab is None:
+        return
+    sources = [n for n in info.order if info.nodes[n].op in SOURCES]
+    for n in info.order:
+        node = info.nodes[n]
+        if node.op == "embedding" and any(p in sources for p in node.inputs) and node.params.vocab < vocab:  # type: ignore[attr-defined]
+            raise GraphError(f"model.nodes[{node.index}].params.vocab",
+                             f"{n} has {node.params.vocab} rows but the data's tokens run from 0 to "  # type: ignore[attr-defined]
+                             f"{vocab - 1}: give it vocab {vocab}")
+
+
+# Blocks that let a step see later steps: on a decoder's path they would let it read the answer it must write.
+def _sees_ahead(op: str, params: Params) -> bool:
+    if op in ("rnn", "lstm", "gru"):
+        return bool(params.bidirectional) or params.output == "last"  # type: ignore[attr-defined]
+    if op in ("self_attention", "transformer_block"):
+        return not params.causal  # type: ignore[attr-defined]
+    return op in ("readout", "flatten", "reshape")
+
+
 def check_decoder(spec: SessionSpec, info: GraphInfo) -> None:
-    """A decoder's input (the target so far, teacher forcing) exists only for per-token tasks."""
+    """A decoder's input (the target so far, teacher forcing) exists only for per-token tasks, and no block on
+    its way to the output may look at later steps: step t would read the answer it is asked to write (its
+    training loss would fall while what it writes itself stays poor)."""
     for node in info.nodes.values():
-        if node.op == "decoder_input" and spec.dataset.task != "sequence":
+        if node.op != "decoder_input":
+            continue
+        if spec.dataset.task != "sequence":
             raise GraphError(f"model.nodes[{node.index}]", f"{node.id} feeds a decoder the target so far, which "
                              f"only a per-token task has (this one is {spec.dataset.task})")
+        after = nx.descendants(info.graph, node.id) | {node.id}
+        path = after & nx.ancestors(info.graph, info.output_id)
+        for n in info.order:
+            block = info.nodes[n]
+            # cross-attention over the decoder's own steps (its context port) sees them all, later ones too
+            context = block.op == "cross_attention" and block.inputs[1] in after
+            if n in path and (context or _sees_ahead(block.op, block.params)):
+                raise GraphError(f"model.nodes[{block.index}]",
+                                 f"{n} ({block.op}) lets each step see later ones, but it reads the decoder's "
+                                 f"input {node.id}: step t would read the answer it must write; make it causal "
+                                 f"(one direction, every step, causal attention)")
 
 
 @dataclass(frozen=True)

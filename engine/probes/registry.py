@@ -147,8 +147,17 @@ def applicable(info: GraphInfo, dataset_spec: Any) -> list[str]:
 
 
 def run_probe(ctx: ProbeContext, name: str, step: int, request: ProbeRequest | None = None) -> ProbeResult:
-    """Compute one probe now (callers hold the model still: between steps)."""
-    arrays = PROBES[name].compute(ctx, request or ProbeRequest())
+    """Compute one probe now (callers hold the model still: between steps). A network built for its training
+    length (a learned position table, a flatten) cannot read the longer held-out sequences: asked about them,
+    the probe's KeyError names the split, as for any request it cannot answer (a view then falls back)."""
+    request = request or ProbeRequest()
+    try:
+        arrays = PROBES[name].compute(ctx, request)
+    except (RuntimeError, ValueError, IndexError) as exc:
+        if request.split != "long":
+            raise
+        raise KeyError(f"split 'long': this network cannot read the longer sequences ({str(exc).strip()[:120]})"
+                       ) from None
     return ProbeResult(name, step, arrays, next(_SERIALS))
 
 

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 # of 256 (its activations then stay in cache); a 2-D toy set is one chunk.
 EVAL_MIN_ROWS = 256
 EVAL_CHUNK_BYTES = 64 * 1024
+# An encoder–decoder's training accuracy per epoch is that of what it writes (greedy, one pass per token) for
+# this many training sequences: its running accuracy over the epoch's steps would count teacher-forced answers.
+DECODED_TRAIN_ROWS = 512
 
 
 class Evaluation:
@@ -104,12 +107,13 @@ class Evaluation:
                 out["test_sequence_accuracy"] = correct[v:].all(1).float().mean().item()
         return out
 
-    def _correct(self, z: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _correct(self, z: torch.Tensor | None, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Which answers (tokens, for a sequence task) are right, as floats: an encoder–decoder's from what it
         writes itself (greedy, token by token), not from its teacher-forced outputs ``z``."""
         if self.decoder:
             with self.model.evaluating():
                 return (decode(self.model, x, self.bos).tokens == y).float()
+        assert z is not None
         return self.head.correct(z, y).float()
 
     def _long_scores(self) -> dict[str, float]:
@@ -144,7 +148,10 @@ class Evaluation:
         n = self.n_train
         out = self._scores(self._forward(self.x_all[n:], self.y_all[n:]), n) | self._long_scores()
         out["train_loss"] = self._epoch_loss / n
-        if self.head.task in ("classification", "sequence"):
+        if self.decoder:  # what it writes itself, as its other accuracies, on the first training sequences
+            k = min(n, DECODED_TRAIN_ROWS)
+            out["train_accuracy"] = self._correct(None, self.x_all[:k], self.y_all[:k]).mean().item()
+        elif self.head.task in ("classification", "sequence"):
             out["train_accuracy"] = int(self._epoch_correct) / (n * self.head.tokens)
         if self.model.aux_layers:
             recon, kl = self._epoch_parts.tolist()

@@ -183,3 +183,53 @@ def test_teacher_forcing_below_one_mixes_in_the_networks_own_answers():
             pass
     assert forced.history["step_loss"] != mixed.history["step_loss"]
     assert mixed.history["step_loss"][-1] < mixed.history["step_loss"][0]
+
+
+def test_an_embedding_smaller_than_the_vocabulary_is_refused_naming_it():
+    small = encoder()
+    small["nodes"][1]["params"]["vocab"] = 6
+    with pytest.raises(GraphError, match=r"embedding has 6 rows but the data's tokens run from 0 to 9: give it "
+                                         r"vocab 10") as info:
+        parse_spec(session(small))
+    assert info.value.what == "model.nodes[1].params.vocab"
+
+
+@pytest.mark.parametrize("change", ["bidirectional", "context"])
+def test_a_decoder_that_could_read_its_own_answer_is_refused(change):
+    model = seq2seq()
+    if change == "bidirectional":
+        model["nodes"][5]["params"]["bidirectional"] = True
+    else:  # the decoder's steps as the context of cross-attention: each step attends to later ones
+        model["edges"] = [e for e in model["edges"] if e not in (["decoder", "attend"], ["encoder", "attend"])]
+        model["edges"][4:4] = [["encoder", "attend"], ["decoder", "attend"]]
+    with pytest.raises(GraphError, match="lets each step see later ones") as info:
+        parse_spec(session(model))
+    assert info.value.what == f"model.nodes[{5 if change == 'bidirectional' else 6}]"
+
+
+def test_steps_never_pooled_before_a_classifiers_head_are_explained():
+    model = chain(node("input", "input"), node("embedding", "embedding", vocab=10, dim=8),
+                  node("dense", "dense", units=2), node("output", "output", activation="softmax"))
+    with pytest.raises(GraphError, match="dense answers at each of the 8 steps; insert a readout"):
+        parse_spec({**session(model), "dataset": {"kind": "sequences", "name": "parity", "samples": 200}})
+
+
+def test_an_encoder_decoders_training_accuracy_is_what_it_writes(trained_seq2seq):
+    tr = trained_seq2seq
+    for _ in tr.run(epochs=1):
+        pass
+    with torch.no_grad(), tr.model.evaluating():
+        written = decode(tr.model, tr.x_train[:512], tr.bos).tokens
+    expected = (written == tr.y_train[:512]).float().mean().item()
+    assert tr.history["epoch_train_accuracy"][-1] == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_probe_asked_about_longer_sequences_a_network_cannot_read_names_the_split():
+    from engine.probes import run_probe
+    fixed = encoder(positional="learned")
+    fixed["nodes"][2]["params"]["max_len"] = 8  # the training length: the longer sequences do not fit
+    tr = Trainer(parse_spec(session(fixed)), probes=False)
+    from engine.probes import ProbeRequest
+    with pytest.raises(KeyError, match="split 'long': this network cannot read the longer sequences"):
+        run_probe(tr.prober.ctx, "attention", 0, ProbeRequest(sample=0, split="long"))
+    assert run_probe(tr.prober.ctx, "attention", 0, ProbeRequest(sample=0, split="test")).arrays["weights"].size
