@@ -53,6 +53,10 @@ def test_reverse_transformer_learns_and_a_last_block_head_attends_to_the_mirror(
     m = json.loads(metrics.read_text())
     # held-out tokens at training length, well within the 4,000 steps the lesson allows (found 0.999+ at 200)
     assert m["steps"] == 400 and m["test_accuracy"] >= 0.95
+    # test_accuracy counts tokens; whole sequences, and the longer held-out ones, are reported beside it
+    assert 0 <= m["test_sequence_accuracy"] <= m["test_accuracy"]
+    assert len(m["history"]["epoch_test_sequence_accuracy"]) == m["epochs"]
+    assert m["long_accuracy"] < 0.5  # the mirror learned for 12 letters does not carry over to 18
     s = load_session(out)
     model = Trainer(s.spec, probes=False, checkpoint=s.checkpoint).model
     x = Trainer(s.spec, probes=False).x_test
