@@ -12,8 +12,9 @@ network's own. Callers put the model in eval mode and turn gradients off.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +31,10 @@ class Decoded:
     logprob: torch.Tensor  # (B,) float: its log-probability under softmax(z / temperature)
 
 
-def has_decoder(model: GraphModule) -> bool:
-    """The network writes its answer token by token (it has a ``decoder_input`` block)."""
-    return any(node.op == DECODER for node in model.info.nodes.values())
+def has_decoder(nodes: Iterable[Any]) -> bool:
+    """The network writes its answer token by token: one of its blocks (a spec's nodes, a checked graph's or a
+    run's, anything with an ``op``) is a ``decoder_input``."""
+    return any(node.op == DECODER for node in nodes)
 
 
 def shift(answer: torch.Tensor, bos: int) -> torch.Tensor:
@@ -51,7 +53,7 @@ def decode(model: GraphModule, x: torch.Tensor, bos: int, method: Method = "gree
     """The network's answer for inputs ``x`` (B, T): greedy, beam search of ``width`` beams, or sampled."""
     if not temperature > 0:
         raise ValueError(f"temperature must be above 0, not {temperature}")
-    if not has_decoder(model):
+    if not has_decoder(model.info.nodes.values()):
         logp = F.log_softmax(model(x) / temperature, dim=-1)  # (B, T, V): positions are independent
         if method == "sample":
             tokens = torch.multinomial(logp.exp().flatten(0, 1), 1, generator=generator).view(logp.shape[:2])

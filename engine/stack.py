@@ -18,6 +18,7 @@ from typing import Any
 
 from .check import HEADS, check_spec
 from .datasets import family_of, input_shape
+from .decoding import has_decoder
 from .errors import EngineError, SpecError
 from .graph import analyse
 from .head import Head
@@ -199,10 +200,6 @@ def reads_tokens(model: ModelSpec) -> bool:
     return any(ops.get(src) == "input" and ops.get(dst) == "embedding" for src, dst in model.edges)
 
 
-def has_decoder(model: ModelSpec) -> bool:
-    return any(n.op == "decoder_input" for n in model.nodes)
-
-
 def fit_sequences(spec: SessionSpec) -> Fitted:
     """A spec on a sequences dataset with a network fitted to its task: a token network keeps its blocks and
     takes the vocabulary, lengths and answer the task asks for (``fit_tokens``); any other network, or one that
@@ -211,7 +208,7 @@ def fit_sequences(spec: SessionSpec) -> Fitted:
     ds = spec.dataset
     if not reads_tokens(spec.model):
         why = "The network had no embedding, so it could not read tokens"
-    elif has_decoder(spec.model) and ds.task != "sequence":
+    elif has_decoder(spec.model.nodes) and ds.task != "sequence":
         why = f"An encoder–decoder writes a token at every step, but {ds.name} asks for one class per sequence"
     else:
         try:
@@ -360,7 +357,7 @@ def template_for(name: str, spec: SessionSpec) -> ModelSpec:
     """A template as the graph editor inserts it: built for the session's head and, when it reads tokens and
     the session's data are sequences, fitted to them (vocabulary, length, an answer per step or per sequence)."""
     model = TEMPLATES[name].model(Head.of(spec))
-    if spec.dataset.kind == "sequences" and reads_tokens(model) and not (has_decoder(model)
+    if spec.dataset.kind == "sequences" and reads_tokens(model) and not (has_decoder(model.nodes)
                                                                           and spec.dataset.task != "sequence"):
         try:
             return fit_tokens(spec.model_copy(update={"model": model})).model

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from engine.check import check_augment
 from engine.datasets import family_of
+from engine.decoding import has_decoder
 from engine.errors import SpecError, format_pydantic
 from engine.optimizers import OPTIMIZERS
 from engine.schedules import ScheduleSpec
@@ -227,8 +228,7 @@ class TrainingPanel(QWidget):
         self.vae_heading.setVisible(vae)
         for w in self.vae_rows:
             self.layout().setRowVisible(w, vae)
-        decoder = any(n.op == "decoder_input" for n in spec.model.nodes)
-        self.layout().setRowVisible(self.teacher, decoder)
+        self.layout().setRowVisible(self.teacher, has_decoder(spec.model.nodes))
         cross_entropy = self.loss.model().item(self.loss.findData("cross_entropy"))  # no classes to score
         cross_entropy.setEnabled(not reconstruction)
         self.aug_heading.setVisible(images)

@@ -5,11 +5,8 @@ other sources. A vision transformer's enlarged panel lays the class token's atte
 patches. One forward pass of the chosen example per probe round (engine/probes/attention.py)."""
 from __future__ import annotations
 
-import time
-from collections.abc import Hashable
-
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSizePolicy, QSlider, QSpinBox, QSplitter, QWidget
 
 from engine import SessionSpec, Snapshot
@@ -24,9 +21,6 @@ from .base import LiveView, control_row
 EMPTY = "The attention maps appear at the next probe round (press play, or step once)."
 NONE = "No attention here: this network has no self-attention, transformer or cross-attention block."
 HOVER = "Hover the enlarged map for one weight."
-# The maps are redrawn at most this often: they change little from one probe round to the next
-# (about ten a second), and each redraw repaints every small map, time the training thread waits for.
-MIN_REDRAW_S = 0.25
 SPLIT_TITLES = {"test": "test", "long": "longer (held out)"}
 
 
@@ -40,13 +34,12 @@ class AttentionView(LiveView):
     """One example's attention maps: every (layer, head) small, the selected one large."""
 
     probes = frozenset({"attention"})
+    # The maps change little from one probe round to the next (about ten a second), and each redraw repaints
+    # every small map: time the training thread waits for.
+    min_redraw_s = 0.25
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(controller, parent)
-        self._drawn_at = 0.0  # when the maps were last redrawn (time.monotonic)
-        self._held = QTimer(self)  # redraws a round held back by MIN_REDRAW_S once its time has come
-        self._held.setSingleShot(True)
-        self._held.timeout.connect(self.refresh)
         self.setMinimumSize(300, 200)
         self.example = QSpinBox()
         self.example.setToolTip("Which example's attention to show (its index in the chosen set)")
@@ -172,20 +165,8 @@ class AttentionView(LiveView):
         self.source.setVisible(len(found) > 1)
         self.source_label.setVisible(len(found) > 1)
 
-    def frame_key(self, snap: Snapshot | None) -> Hashable:
-        """As any view's, except that a new probe round alone waits until MIN_REDRAW_S after the last redraw."""
-        key = super().frame_key(snap)
-        last = self._drawn
-        wait = MIN_REDRAW_S - (time.monotonic() - self._drawn_at)
-        if isinstance(last, tuple) and last[0] == key[0] and last[2:] == key[2:] and wait > 0:
-            if not self._held.isActive():  # draw what was held back then, even if no frame comes (paused)
-                self._held.start(max(1, round(wait * 1000)))
-            return last
-        return key
-
     def draw(self, snap: Snapshot | None) -> None:
         assert snap is not None
-        self._drawn_at = time.monotonic()
         a = snap.probes["attention"].arrays
         self.arrays = a
         found = sources(a)

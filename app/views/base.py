@@ -5,11 +5,12 @@ draws, so the controller runs only those of the views that show."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtCore import Slot
+from PySide6.QtCore import QTimer, Slot
 from PySide6.QtGui import QHideEvent, QResizeEvent, QShowEvent
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLayout, QSlider, QVBoxLayout, QWidget
 
@@ -59,6 +60,9 @@ class LiveView(QWidget):
 
     probes: ClassVar[frozenset[str]] = frozenset()  # what the trainer must compute while this view shows
     uses_history: ClassVar[bool] = False  # redraw when the loss history grows, not only when a probe is new
+    # Redraw at most this often (seconds; 0: at every new result). What arrives sooner waits, and is drawn when
+    # its time comes even if no frame follows (paused). For views whose every redraw repaints much.
+    min_redraw_s: ClassVar[float] = 0.0
 
     def __init__(self, controller: Controller, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,6 +70,10 @@ class LiveView(QWidget):
         self.run: RunInfo | None = None  # the run drawn; `on_run` is called when it changes
         self._pending: dict[str, Any] = {}  # saved choices waiting for the entries the next run brings
         self._drawn: Hashable = None  # the key of what is on screen
+        self._drawn_at = 0.0  # when it was drawn (time.monotonic)
+        self._held = QTimer(self)  # draws what min_redraw_s held back, once its time has come
+        self._held.setSingleShot(True)
+        self._held.timeout.connect(self.refresh)
         controller.frame.connect(self._on_frame)
         controller.run_changed.connect(self._on_frame)
         controller.attach(self)
@@ -154,7 +162,12 @@ class LiveView(QWidget):
             return
         key = self.frame_key(snap)
         if key != self._drawn:
-            self._drawn = key
+            wait = self.min_redraw_s - (time.monotonic() - self._drawn_at)
+            if wait > 0 and self._drawn is not None:  # a redraw asked for (an option, a new run) never waits
+                if not self._held.isActive():
+                    self._held.start(max(1, round(wait * 1000)))
+                return
+            self._drawn, self._drawn_at = key, time.monotonic()
             self.draw(snap)
 
     def redraw(self) -> None:

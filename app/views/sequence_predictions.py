@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from engine import SessionSpec, Snapshot
 from engine.datasets import family_of
+from engine.decoding import has_decoder
 from engine.probes import ProbeRequest
 
 from ..controller import Controller, RunInfo
@@ -393,7 +394,7 @@ class SequencePredictionsView(LiveView):
     @property
     def has_decoder(self) -> bool:
         run = self.controller.run_info
-        return any(node.op == "decoder_input" for node in run.nodes.values())
+        return has_decoder(run.nodes.values())
 
     def _split_size(self, split: str) -> int:
         data = self.controller.run_info.data

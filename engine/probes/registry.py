@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from ..decoding import feed, has_decoder
+
 if TYPE_CHECKING:
     from ..datasets import Dataset
     from ..graph import GraphInfo, GraphModule
@@ -75,10 +77,8 @@ class ProbeContext:
     def feed(self, split: str, start: int = 0, stop: int | None = None) -> dict[str, torch.Tensor] | None:
         """What an encoder–decoder's decoder reads for a split's rows: their targets so far behind the start
         token (teacher forcing); None for other networks."""
-        if not any(n.op == "decoder_input" for n in self.model.info.nodes.values()):
+        if not has_decoder(self.model.info.nodes.values()):
             return None
-        from ..decoding import feed
-
         return feed(self.labels(split)[start:stop], int(self.data.meta.get("bos", 0)))
 
     def inputs(self, split: str) -> torch.Tensor:

@@ -93,7 +93,7 @@ def _tokens(ctx: ProbeContext, split: str, start: int, stop: int, x: torch.Tenso
     with torch.no_grad(), model.evaluating():
         answer = decode(model, x, bos, cast(Method, method), width=width, temperature=temperature,
                         generator=generator)
-        if has_decoder(model):
+        if has_decoder(model.info.nodes.values()):
             z = model(x, feed(answer.tokens, bos))  # step t read the answer's tokens before t, as it wrote them
         else:
             z = ctx.forward_rows(split, start, stop)[model.info.output_id]  # shared with the round's other probes

@@ -15,7 +15,7 @@ import torch
 from ..augment import augment
 from ..check import check_spec
 from ..datasets import family_of, make_dataset
-from ..decoding import feed
+from ..decoding import feed, has_decoder
 from ..errors import EngineError, SessionFileError, SpecError
 from ..graph import GraphModule, same_architecture
 from ..head import Head
@@ -74,7 +74,7 @@ class Trainer(Evaluation):
         if self.y_long is not None:
             self.t_long = self.head.targets(self.data.y_long, dev)
         # An encoder–decoder reads the target so far behind the start token (teacher forcing).
-        self.decoder = any(n.op == "decoder_input" for n in self.info.nodes.values())
+        self.decoder = has_decoder(self.info.nodes.values())
         self.bos = int(self.data.meta.get("bos", 0))
         # Image sets report an epoch's training loss and accuracy as the running mean over its own steps
         # (DataFamily.running_train_metrics); the per-epoch pass then scores only validation and test.

@@ -131,7 +131,7 @@ def test_a_sequence_run_saved_mid_epoch_reopens_bit_for_bit(trained_encoder, tmp
 @pytest.fixture(scope="module")
 def trained_seq2seq():
     tr = Trainer(parse_spec(session(seq2seq())), probes=False)
-    assert tr.decoder and has_decoder(tr.model)
+    assert tr.decoder and has_decoder(tr.model.info.nodes.values())
     for _ in tr.run(steps=300):
         pass
     return tr
