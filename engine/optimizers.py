@@ -135,6 +135,13 @@ register(OptimizerEntry("adagrad", "Adagrad", "Divides each step by the root of 
                         Adagrad, torch.optim.Adagrad, lambda s: {"eps": s.eps}))
 
 
+# Optimizers whose update torch offers as one fused kernel (on CPU since torch 2.4): the same rule as its
+# default update (on CPU a Python loop over the tensors), up to float rounding, in one call. reverse-transformer's
+# Adam step over 37 tensors took 126 µs fused against 700 µs, a fifth of its training step; the engine's epochs
+# ran 1.19× a bare loop's with torch's default and 0.93× one with the fused update (tests/bench/bench_engine.py).
+FUSED = frozenset({"sgd", "momentum", "nesterov", "adam", "adamw", "adagrad"})
+
+
 def make_optimizer(spec: Any, params: list[torch.nn.Parameter],
                    lr_mults: list[float] | None = None) -> torch.optim.Optimizer:
     """One param group per learning-rate multiplier, in first-seen order (a single group when every block
@@ -145,8 +152,13 @@ def make_optimizer(spec: Any, params: list[torch.nn.Parameter],
     groups: dict[float, list[torch.nn.Parameter]] = {}
     for p, m in zip(params, mults, strict=True):
         groups.setdefault(m, []).append(p)
-    return entry.torch_class([{"params": ps, "lr_mult": m} for m, ps in groups.items()], lr=spec.lr,
-                             **entry.hyper(spec))
+    param_groups = [{"params": ps, "lr_mult": m} for m, ps in groups.items()]
+    if entry.kind in FUSED:
+        try:
+            return entry.torch_class(param_groups, lr=spec.lr, fused=True, **entry.hyper(spec))
+        except (RuntimeError, ValueError, TypeError):
+            pass  # a device or dtype torch has no fused kernel for: its default update
+    return entry.torch_class(param_groups, lr=spec.lr, **entry.hyper(spec))
 
 
 def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:

@@ -9,9 +9,9 @@ from torch import nn
 from torch.nn.modules import module as torch_module
 from torch.optim import optimizer as torch_optimizer
 
-from engine import graph
+from engine import graph, optimizers
 from engine.graph import GraphModule
-from engine.optimizers import OPTIMIZERS, make_optimizer
+from engine.optimizers import FUSED, OPTIMIZERS, make_optimizer
 from engine.presets import load_preset
 from engine.train import fastpath
 from engine.train.fastpath import FiniteCheck, backward, plain_step, step_function
@@ -26,6 +26,32 @@ def small_model() -> nn.Module:
 def state_tensors(opt: torch.optim.Optimizer) -> list[tuple[str, torch.Tensor]]:
     return [(f"{i}.{k}", v) for i, s in opt.state_dict()["state"].items() for k, v in s.items()
             if isinstance(v, torch.Tensor)]
+
+
+@pytest.mark.parametrize("kind", list(OPTIMIZERS))
+def test_a_fused_update_follows_torchs_default_rule(kind, monkeypatch):
+    """Where torch has a fused kernel the engine takes it, and 200 steps of it land where torch's default
+    update does, up to float rounding; the others keep the default."""
+    fused_model = small_model()
+    default_model = copy.deepcopy(fused_model)
+    spec = OPTIMIZERS[kind].spec()
+    fused_opt = make_optimizer(spec, list(fused_model.parameters()))
+    assert bool(fused_opt.defaults.get("fused")) == (kind in FUSED)
+    monkeypatch.setattr(optimizers, "FUSED", frozenset())
+    default_opt = make_optimizer(spec, list(default_model.parameters()))
+    assert not default_opt.defaults.get("fused")
+    g = torch.Generator().manual_seed(1)
+    for _ in range(200):
+        x, t = torch.randn(8, 3, generator=g), torch.randn(8, 2, generator=g)
+        for model, opt in ((fused_model, fused_opt), (default_model, default_opt)):
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), t).backward()
+            opt.step()
+    moved = 0.0
+    for a, b, c in zip(fused_model.parameters(), default_model.parameters(), small_model().parameters(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        moved = max(moved, (b - c).abs().max().item())
+    assert moved > 1e-2  # the weights did move: the agreement is not two idle optimizers
 
 
 @pytest.mark.parametrize("kind", list(OPTIMIZERS))

@@ -213,8 +213,9 @@ def test_an_lstm_counts_zeros_over_40_steps_where_a_plain_rnn_does_not(seed):
     lstm_acc, lstm_reach = accuracy_and_reach("count-zeros-lstm", seed, epochs=8)
     assert load_preset("count-zeros-rnn").dataset.length == load_preset("count-zeros-lstm").dataset.length == 40
     assert lstm_acc > 0.75 and rnn_acc < 0.35 and lstm_acc > rnn_acc + 0.4, (rnn_acc, lstm_acc)
-    # vanishing gradients: what reaches the first of 40 steps is a sliver of the last's for the RNN only
-    assert rnn_reach < 1e-6 and lstm_reach > 1e-2 and lstm_reach > 1e4 * rnn_reach, (rnn_reach, lstm_reach)
+    # vanishing gradients: what reaches the first of 40 steps is a sliver of the last's for the RNN only (seeds
+    # 0-4 gave the RNN 0 to 3e-4, the LSTM 5e-3 to 0.18: a trajectory's rounding moves the RNN's by decades)
+    assert rnn_reach < 1e-3 and lstm_reach > 1e-2 and lstm_reach > 100 * rnn_reach, (rnn_reach, lstm_reach)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
