@@ -61,15 +61,19 @@ def tooltip(field: FieldInfo, name: str) -> str:
 
 
 class SciSpinBox(QDoubleSpinBox):
-    """A spin box for values that span decades (ε down to 1e-12, learning rates): shows them as 1e-08 or
-    0.003, keeps 15 decimals so a value read from the spec is written back unchanged."""
+    """A spin box that writes numbers as people do: 2, 0.9, 0.05, not 2.0000. With the default 15 decimals it
+    is for values that span decades (ε down to 1e-12, learning rates): it shows them as 1e-08 or 0.003 and
+    keeps every decimal, so a value read from the spec is written back unchanged. Typing takes "." or "," as
+    the decimal point."""
 
-    def __init__(self) -> None:
+    def __init__(self, decimals: int = 15) -> None:
         super().__init__()
-        self.setDecimals(15)
+        self.setDecimals(decimals)
 
     def textFromValue(self, value: float) -> str:
-        return f"{value:.6g}"
+        if self.decimals() >= 15:
+            return f"{value:.6g}"
+        return f"{value:.{self.decimals()}f}".rstrip("0").rstrip(".")
 
     def valueFromText(self, text: str) -> float:
         try:
@@ -97,9 +101,7 @@ def spin_for(model: type[BaseModel], name: str, value: float) -> QAbstractSpinBo
     else:
         # Four decimals unless the value needs more: a spin box rounds what it is given to its decimals.
         wide = name in WIDE or (lo is not None and 0 < lo < 1e-4) or round(float(value), 4) != value
-        box = SciSpinBox() if wide else QDoubleSpinBox()
-        if not wide:
-            box.setDecimals(4)
+        box = SciSpinBox() if wide else SciSpinBox(4)
         small = 1e-12 if wide else 10 ** -box.decimals()
         box.setRange((lo or 0.0) + (small if open_lo else 0.0), hi if hi is not None else 1e6)
         box.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)

@@ -10,7 +10,6 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -27,7 +26,7 @@ from engine.schedules import ScheduleSpec
 from engine.spec import Augment, EarlyStopping, Regularization, SessionSpec, Training
 from engine.stack import with_loss
 
-from .forms import ModelForm, blocked, spin_for, tooltip
+from .forms import ModelForm, SciSpinBox, blocked, spin_for, tooltip
 
 SCHEDULES = {
     "constant": "Constant", "step": "Step decay", "exponential": "Exponential decay", "cosine": "Cosine",
@@ -95,7 +94,7 @@ class TrainingPanel(QWidget):
         self.wd.setToolTip("Decoupled weight decay: w ← w·(1 − lr·wd) before each update (as AdamW does)")
         self.clip_on = QCheckBox("Clip gradients at norm")
         self.clip_on.setToolTip("Rescale the gradient whenever its global L2 norm exceeds this value")
-        self.clip = QDoubleSpinBox()
+        self.clip = SciSpinBox(3)
         self.clip.setRange(0.001, 1e6)
         self.clip.setValue(1.0)
         self.clip.setKeyboardTracking(False)

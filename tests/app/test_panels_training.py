@@ -72,6 +72,20 @@ def test_values_finer_than_a_box_shows_survive_edits_of_other_controls(qtbot):
     assert emitted[-1].regularization.l2 == 3e-5 and emitted[-1].regularization.grad_clip == 0.125
 
 
+def test_numbers_read_as_people_write_them(qtbot):
+    spec = load_preset("reverse-transformer")  # AdamW, warm-up + cosine over 2 and 30 epochs, weight decay 0.01
+    panel, emitted = shown_panel(qtbot, spec)
+    shown = {name: box.text() for name, box in {**panel.opt_boxes, **panel.sched_boxes}.items()}
+    assert shown == {"lr": "0.003", "beta1": "0.9", "beta2": "0.999", "eps": "1e-08", "warmup_epochs": "2",
+                     "total_epochs": "30", "min_factor": "0.05"}
+    assert (panel.l1.text(), panel.wd.text(), panel.clip.text()) == ("0", "0.01", "1")
+    box = panel.sched_boxes["total_epochs"]  # typed, with either decimal point
+    box.lineEdit().selectAll()
+    qtbot.keyClicks(box.lineEdit(), "40,5")
+    qtbot.keyClick(box.lineEdit(), Qt.Key.Key_Return)
+    assert emitted[-1].schedule.total_epochs == 40.5 and box.text() == "40.5"
+
+
 def test_early_stopping_keeps_min_delta_when_patience_changes(qtbot):
     early = EarlyStopping(patience=10, min_delta=0.003, restore_best=True)
     spec = load_preset("tfp-circle").model_copy(update={"regularization": Regularization(early_stopping=early)})
