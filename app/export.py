@@ -39,6 +39,14 @@ def export_plot_png(item: pg.PlotItem | QGraphicsScene, path: Path, min_width: i
         raise OSError("the PNG exporter wrote nothing")
 
 
+def export_plots(view: QGraphicsView, fmt: str, path: Path) -> None:
+    """The plots of one pyqtgraph view: PNG through pyqtgraph's exporter (sharper), SVG as the widget draws."""
+    if fmt == "png":
+        export_plot_png(view.scene(), path)
+    else:
+        export_widget(view, fmt, path)
+
+
 def export_widget(widget: QWidget, fmt: str, path: Path, title: str = "DL Playground") -> None:
     """A widget as it looks on screen: PNG pixels, or SVG vectors. For plots, SVG goes this way too:
     pyqtgraph 0.14's SVGExporter fails on Qt ≥ 6.9 path data (pyqtgraph#3485), Qt's own SVG generator

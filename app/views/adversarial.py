@@ -21,7 +21,7 @@ from engine.probes import ProbeRequest
 
 from ..colors import diverging_rgb
 from ..controller import Controller, RunInfo
-from .base import LiveView, control_row
+from .base import LiveView, control_row, text_label
 from .plotting import PlotWidget, StableRange, cached_curve, grow, prepare_plot
 from .saliency import picture_rgb, rgb_image
 from .samples import RIGHT, WRONG
@@ -109,9 +109,7 @@ class AdversarialView(LiveView):
         self.eps_label = QLabel()
         self.eps_label.setToolTip(FGSM_TIP)
         self.eps_label.setMinimumWidth(64)
-        self.caption = QLabel()
-        self.caption.setWordWrap(True)
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.caption = text_label(wrap=True)
         self.pictures = Pictures()
         self.plot_widget = PlotWidget(background="w")
         self.plot_widget.setMinimumHeight(120)
@@ -129,10 +127,7 @@ class AdversarialView(LiveView):
         self.latest = pg.ScatterPlotItem(size=7, pen=None)
         self.latest.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)  # repainted only when it moves
         self.plot.addItem(self.latest, ignoreBounds=True)
-        self.numbers = QLabel()
-        self.numbers.setTextFormat(Qt.TextFormat.RichText)
-        self.numbers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.numbers.setWordWrap(True)
+        self.numbers = text_label(rich=True, wrap=True)
         self.numbers.setToolTip("Accuracy on the first 300 test images (all of them if fewer), as they are and "
                                 "after FGSM at the current ε, at each probed step")
         self.column(control_row("ε", (self.slider, 1), self.eps_label, stretch=False), self.caption,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSizePolicy, QSlider, QSpinBox, QSplitter, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSlider, QSpinBox, QSplitter, QWidget
 
 from engine import SessionSpec, Snapshot
 from engine.datasets import family_of
@@ -16,7 +16,7 @@ from engine.probes.attention import ATTENTION_OPS, DATA_KINDS
 
 from ..controller import Controller, RunInfo
 from .attention_parts import SOURCE_TIPS, SOURCE_TITLES, BigMap, MapGrid, Maps, class_heat, overlay_rgba, sources
-from .base import LiveView, control_row
+from .base import LiveView, control_row, text_label
 
 EMPTY = "The attention maps appear at the next probe round (press play, or step once)."
 NONE = "No attention here: this network has no self-attention, transformer or cross-attention block."
@@ -54,16 +54,12 @@ class AttentionView(LiveView):
         self.matrix = QCheckBox("matrix")
         self.matrix.setToolTip("Vision transformer: enlarge the selected head's whole step × step matrix instead "
                                "of the class token's attention laid over the picture")
-        self.caption = QLabel(EMPTY)
-        self.caption.setWordWrap(True)
-        self.caption.setTextFormat(Qt.TextFormat.RichText)
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.caption = text_label(EMPTY, rich=True, wrap=True)
         self.grid = MapGrid()
         self.big = BigMap(self._on_hover)
         self.big.setToolTip("The selected head enlarged: each row is one query step's attention over the key "
                             "steps, summing to 1")
-        self.readout = QLabel(HOVER)
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout = text_label(HOVER)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.grid)
         split.addWidget(self.big)

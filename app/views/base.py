@@ -10,9 +10,19 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from PySide6.QtCore import QTimer, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QHideEvent, QResizeEvent, QShowEvent
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLayout, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLayout,
+    QSizePolicy,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine import Snapshot
 
@@ -25,6 +35,17 @@ Part = QWidget | QLayout
 # A dock view's minimum height: the window's minimum height counts every right-hand dock's, even those put away
 # or tabbed behind another, so a tall minimum there pushes the window past a 1000-px screen.
 DOCK_MIN_HEIGHT = 24
+
+
+def text_label(text: str = "", *, rich: bool = False, wrap: bool = False) -> QLabel:
+    """A caption, key or readout line of a view: it takes the width the view gives it, not its text's, so a
+    long text is cut (or, with ``wrap``, wrapped) instead of widening the dock; ``rich`` for coloured keys."""
+    label = QLabel(text)
+    if rich:
+        label.setTextFormat(Qt.TextFormat.RichText)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.setWordWrap(wrap)
+    return label
 
 
 def control_row(*items: str | Part | tuple[Part, int], stretch: bool = True) -> QHBoxLayout:

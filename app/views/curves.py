@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine import Snapshot
 
 from ..controller import Controller
-from ..export import export_plot_png, export_widget
+from ..export import export_plots
 from ..history import RunHistory
-from .base import LiveView
+from .base import LiveView, text_label
 from .plotting import (
     ColumnTrace,
     EpochHover,
@@ -89,16 +89,14 @@ class CurvesView(LiveView):
         self.log_y.toggled.connect(self._on_log)
         self.readout = QLabel("Hover over the curves to read an epoch's values")
         self.readout.setToolTip("Values at the epoch under the mouse")
-        self.numbers = QLabel()
+        # its text changes every epoch: never let that resize the dock (and every view beside it); two lines
+        # in a narrow dock rather than cut off
+        self.numbers = text_label(rich=True, wrap=True)
         self.numbers.setToolTip("The last finished epoch's loss (and accuracy) on the training, validation (image "
                                 "sets: early stopping watches it) and test data; grey is every minibatch step's "
                                 "loss. Training: a full pass after the epoch for 2-D sets, as TensorFlow "
                                 "Playground measures it; for image sets the mean over the epoch's own steps, as "
                                 "Keras reports it (in training mode, so it can sit above the validation loss)")
-        self.numbers.setTextFormat(Qt.TextFormat.RichText)
-        # its text changes every epoch: never let that resize the dock (and every view beside it)
-        self.numbers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.numbers.setWordWrap(True)  # two lines in a narrow dock rather than cut off
         bar = QHBoxLayout()
         bar.addWidget(self.log_y)
         bar.addWidget(self.readout, 1)
@@ -202,7 +200,4 @@ class CurvesView(LiveView):
 
 
     def export(self, fmt: str, path: Path) -> None:
-        if fmt == "png":
-            export_plot_png(self.graphics.scene(), path)
-        else:
-            export_widget(self.graphics, fmt, path)
+        export_plots(self.graphics, fmt, path)

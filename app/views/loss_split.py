@@ -9,15 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
+from PySide6.QtCore import Slot
+from PySide6.QtWidgets import QWidget
 
 from engine import Snapshot
 
 from ..controller import Controller, RunInfo
-from ..export import export_plot_png, export_widget
+from ..export import export_plots
 from ..history import RunHistory
-from .base import DOCK_MIN_HEIGHT, LiveView
+from .base import DOCK_MIN_HEIGHT, LiveView, text_label
 from .curves import loss_text
 from .plotting import ColumnTrace, EpochHover, GraphicsLayoutWidget, RunningSpan, StableRange, grow, prepare_plot
 
@@ -56,20 +56,14 @@ class LossSplitView(LiveView):
         self.spans = {key: RunningSpan() for key, _title, _pen in SERIES}
         self._xmax: float | None = None
         self._ymax: dict[str, float | None] = {"loss": None, "kl": None}
-        self.numbers = QLabel()  # the key: each curve's name in its colour, with its last value
-        self.numbers.setTextFormat(Qt.TextFormat.RichText)
-        self.numbers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.numbers.setWordWrap(True)
+        self.numbers = text_label(rich=True, wrap=True)  # the key: each curve's name in its colour, with its last value
         self.numbers.setToolTip("The last finished epoch's training loss (the mean over its steps), its "
                                 "reconstruction part and the KL term before β weighs it; total = reconstruction "
                                 "+ β·KL")
-        self.beta = QLabel()
-        self.beta.setWordWrap(True)
-        self.beta.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.beta = text_label(wrap=True)
         self.beta.setToolTip("β weighs the KL term in the loss (Regularization panel); a warm-up raises it "
                              "linearly from 0 over its epochs, so the codes first learn to reconstruct")
-        self.readout = QLabel("Hover over the curves to read an epoch's values")
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout = text_label("Hover over the curves to read an epoch's values")
         self.column(self.numbers, self.beta, (self.graphics, 1), self.readout)
         self.hover = EpochHover(self.graphics, [self.loss_plot, self.kl_plot], self.readout, self.values_at)
         controller.spec_changed.connect(self._on_spec)  # β edited while paused: the β line at once
@@ -188,7 +182,4 @@ class LossSplitView(LiveView):
 
 
     def export(self, fmt: str, path: Path) -> None:
-        if fmt == "png":
-            export_plot_png(self.graphics.scene(), path)
-        else:
-            export_widget(self.graphics, fmt, path)
+        export_plots(self.graphics, fmt, path)

@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Slot
 from PySide6.QtGui import QColor, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QLabel, QSizePolicy, QSlider, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QLabel, QSlider, QWidget
 
 from engine import Snapshot
 from engine.probes import ProbeRequest
@@ -17,7 +17,7 @@ from engine.probes.latent import MANIFOLD_SIDE
 
 from ..controller import Controller, RunInfo
 from ..export import export_plot_png, export_widget
-from .base import DOCK_MIN_HEIGHT, LiveView, control_row
+from .base import DOCK_MIN_HEIGHT, LiveView, control_row, text_label
 from .plotting import PlotWidget, prepare_plot
 
 SIDE_MIN, SIDE_MAX, SIDE_DEFAULT = 6, 24, MANIFOLD_SIDE  # the probe's own default side
@@ -87,10 +87,7 @@ class ManifoldView(LiveView):
         self.side_label = QLabel()
         self.side_label.setToolTip(GRID_TIP)
         self.side_label.setMinimumWidth(56)
-        self.caption = QLabel(EMPTY)
-        self.caption.setWordWrap(True)
-        self.caption.setTextFormat(Qt.TextFormat.RichText)
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.caption = text_label(EMPTY, rich=True, wrap=True)
         self.plot_widget = PlotWidget(background="w")
         self.plot_widget.setMinimumHeight(100)
         self.plot = self.plot_widget.getPlotItem()
@@ -107,8 +104,7 @@ class ManifoldView(LiveView):
         self.lines.setPen(pen)
         self.lines.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.plot.addItem(self.lines, ignoreBounds=True)
-        self.readout = QLabel(HOVER)
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout = text_label(HOVER)
         row = control_row("grid", (self.side, 1), self.side_label, stretch=False)
         self.column(row, self.caption, (self.plot_widget, 1), self.readout)
         self.drawn: dict[str, np.ndarray] = {}  # the probe's arrays on screen

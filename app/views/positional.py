@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Slot
+from PySide6.QtCore import QPointF, Slot
 from PySide6.QtGui import QFont
-from PySide6.QtWidgets import QComboBox, QLabel, QSizePolicy, QSlider, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QWidget
 
 from engine import SessionSpec, Snapshot
 
 from ..controller import Controller, RunInfo
-from .base import DOCK_MIN_HEIGHT, LiveView, control_row
+from .base import DOCK_MIN_HEIGHT, LiveView, control_row, text_label
 from .plotting import GraphicsLayoutWidget, prepare_plot
 
 CMAP = pg.colormap.get("CET-D1")  # diverging: blue below 0, white at 0, red above
@@ -61,10 +61,7 @@ class PositionalView(LiveView):
         self.node.setToolTip("Which positional block to show (an encoder–decoder may have one per side)")
         self.node_label = QLabel("block")
         self.node_label.setToolTip(self.node.toolTip())
-        self.caption = QLabel(EMPTY)
-        self.caption.setWordWrap(True)
-        self.caption.setTextFormat(Qt.TextFormat.RichText)
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.caption = text_label(EMPTY, rich=True, wrap=True)
         self.widget = GraphicsLayoutWidget()
         self.widget.setBackground("w")
         self.widget.setMinimumHeight(80)
@@ -84,8 +81,7 @@ class PositionalView(LiveView):
         self.bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=CMAP, interactive=False, width=12, label="value")
         self.bar.getAxis("right").setStyle(tickFont=font)
         self.widget.ci.addItem(self.bar, row=0, col=1)
-        self.readout = QLabel(HOVER)
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.readout = text_label(HOVER)
         self.column(control_row(self.node_label, self.node), self.caption, (self.widget, 1), self.readout)
         self.table = np.zeros((0, 0), dtype=np.float32)
         self.kind = ""

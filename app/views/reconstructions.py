@@ -15,7 +15,7 @@ from engine.probes import ProbeRequest
 from engine.probes.latent import RECONSTRUCTIONS
 
 from ..controller import Controller, RunInfo
-from .base import DOCK_MIN_HEIGHT, LiveView, control_row
+from .base import DOCK_MIN_HEIGHT, LiveView, control_row, text_label
 from .saliency import picture_rgb
 
 SHOWN = RECONSTRUCTIONS  # test pictures shown: the first of the test set, the same every round
@@ -182,10 +182,7 @@ class ReconstructionsView(LiveView):
         self.noise_label = QLabel()
         self.noise_label.setToolTip(NOISE_TIP)
         self.noise_label.setMinimumWidth(40)
-        self.caption = QLabel()
-        self.caption.setWordWrap(True)
-        self.caption.setTextFormat(Qt.TextFormat.RichText)
-        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.caption = text_label(rich=True, wrap=True)
         self.caption.setToolTip("Mean squared error per pixel against the clean test pictures, over the pictures "
                                 "shown (hover a picture for its own)")
         self.picture = RowsPicture()

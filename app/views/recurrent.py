@@ -9,14 +9,14 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Slot
-from PySide6.QtWidgets import QComboBox, QGraphicsItem, QLabel, QSizePolicy, QSlider, QSpinBox, QWidget
+from PySide6.QtWidgets import QComboBox, QGraphicsItem, QLabel, QSlider, QSpinBox, QWidget
 
 from engine import SessionSpec, Snapshot
 from engine.probes import ProbeRequest
 
 from ..colors import DIVERGING, NEUTRAL, POSITIVE
 from ..controller import Controller, RunInfo
-from .base import DOCK_MIN_HEIGHT, LiveView, control_row
+from .base import DOCK_MIN_HEIGHT, LiveView, control_row, text_label
 from .plotting import PlotWidget, cached_curve, grow, prepare_plot
 
 CELLS = ("rnn", "lstm", "gru")
@@ -54,11 +54,9 @@ def has_recurrent(spec: SessionSpec) -> bool:
 
 
 def _small(text: str, tip: str) -> QLabel:
-    label = QLabel(text)
+    label = text_label(text, wrap=True)
     label.setStyleSheet("font-size: 9pt; color: #333")
     label.setToolTip(tip)
-    label.setWordWrap(True)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
     return label
 
 
@@ -124,9 +122,7 @@ class RecurrentView(LiveView):
         self.gate = QComboBox()
         self.gate.setToolTip(GATE_TIP)
         self.caption = _small(EMPTY, "The example followed, its answer and the network's")
-        self.readout = QLabel(HOVER)
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.readout.setWordWrap(True)
+        self.readout = text_label(HOVER, wrap=True)
         self.readout.setStyleSheet("color: #444")
 
         self.path_title = _small(PATH_TITLE.format(""), "The hidden state h_t after each step, projected on the "

@@ -12,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGraphicsItem, QLabel, QSizePolicy, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from engine import Snapshot
 
 from ..controller import Controller, RunInfo
-from ..export import export_plot_png, export_widget
+from ..export import export_plots
 from ..history import RunHistory
-from .base import DOCK_MIN_HEIGHT, LiveView
+from .base import DOCK_MIN_HEIGHT, LiveView, text_label
 from .curves import TEST_PEN, TRAIN_PEN
 from .plotting import ColumnTrace, EpochHover, GraphicsLayoutWidget, StableRange, grow, prepare_plot
 
@@ -68,15 +68,10 @@ class SequenceCurvesView(LiveView):
             for item in (trace.body, trace.head):
                 item.setCacheMode(QGraphicsItem.CacheMode.NoCache)
         self._xmax: float | None = None
-        self.numbers = QLabel()  # the legend: each curve's name in its colour and line, with its last value
-        self.numbers.setTextFormat(Qt.TextFormat.RichText)
-        self.numbers.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.numbers.setWordWrap(True)
+        self.numbers = text_label(rich=True, wrap=True)  # the legend: each curve's name in its colour and line, with its last value
         self.numbers.setToolTip(KEY_TIP)
-        self.readout = QLabel("Hover over the curves to read an epoch's values")
+        self.readout = text_label("Hover over the curves to read an epoch's values", wrap=True)
         self.readout.setToolTip("Values at the epoch under the mouse")
-        self.readout.setWordWrap(True)
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.readout.setMinimumHeight(2 * self.readout.fontMetrics().lineSpacing())  # no jump when it wraps
         self.column(self.numbers, (self.graphics, 1), self.readout)
         self.hover = EpochHover(self.graphics, [self.plot], self.readout, self.values_at)
@@ -154,7 +149,4 @@ class SequenceCurvesView(LiveView):
 
 
     def export(self, fmt: str, path: Path) -> None:
-        if fmt == "png":
-            export_plot_png(self.graphics.scene(), path)
-        else:
-            export_widget(self.graphics, fmt, path)
+        export_plots(self.graphics, fmt, path)

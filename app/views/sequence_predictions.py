@@ -16,7 +16,6 @@ from PySide6.QtGui import QColor, QFont, QHelpEvent, QPainter, QPaintEvent, QPix
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
-    QLabel,
     QScrollArea,
     QSizePolicy,
     QSpinBox,
@@ -30,7 +29,7 @@ from engine.decoding import has_decoder
 from engine.probes import ProbeRequest
 
 from ..controller import Controller, RunInfo
-from .base import LiveView, control_row
+from .base import LiveView, control_row, text_label
 
 SHOWN = 16  # examples a page
 CELL_W, CELL_H, MIN_CELL_W, TEXT_MIN_W = 20, 20, 5, 11  # a token's cell; below TEXT_MIN_W wide, colour only
@@ -367,10 +366,7 @@ class SequencePredictionsView(LiveView):
         self.temperature.setDecimals(1)
         self.temperature.setValue(1.0)
         self.temperature.setToolTip(TEMPERATURE_TIP)
-        self.summary = QLabel()
-        self.summary.setWordWrap(True)
-        self.summary.setTextFormat(Qt.TextFormat.RichText)
-        self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.summary = text_label(rich=True, wrap=True)
         self.summary.setToolTip("Over the examples shown: the share of answer tokens that are right, and of "
                                 "examples whose every token is right (hover a cell for its token and confidence)")
         self.rows = TokenRows()
